@@ -1,0 +1,101 @@
+"""Database engines and sessions: embedded SQLite (WAL, full durability) by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context, request
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Database:
+    """The engines of one application: `engine` for writes, `read_engine` for read-only requests."""
+
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            # SQLite has no row locks: a write transaction takes the database write lock at BEGIN
+            # (IMMEDIATE) so two nurses never both read a case, then both write it.
+            self.engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", **engine_options)
+            self.read_engine = _sqlite_engine(url, begin="BEGIN", **engine_options)
+        else:
+            options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, **engine_options}
+            self.engine = create_engine(url, **options)
+            self.read_engine = self.engine
+
+    def session(self, *, readonly: bool = False) -> Session:
+        """A new session; read-only sessions never take SQLite's write lock."""
+        return Session(self.read_engine if readonly else self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        """Close every pooled connection (tests, forked workers)."""
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+def _sqlite_engine(url: str, *, begin: str, **options: Any) -> Engine:
+    connect_args = {"timeout": 30, "check_same_thread": False, **options.pop("connect_args", {})}
+    engine = create_engine(url, connect_args=connect_args, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see the "begin" hook).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a confirmed triage decision survives a power cut, not only a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def init_app(app: Flask) -> None:
+    """Create the application's engines and close the request's session at teardown."""
+    app.extensions["triage.db"] = Database(app.config["DATABASE_URL"])
+    app.teardown_appcontext(_close_session)
+
+
+def get_db() -> Database:
+    """The current application's Database."""
+    db: Database = current_app.extensions["triage.db"]
+    return db
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use; GET requests read without taking the write lock."""
+    if "db_session" not in g:
+        readonly = has_request_context() and request.method in _READ_METHODS
+        g.db_session = get_db().session(readonly=readonly)
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A write session outside a request (CLI, scripts), closed at the end."""
+    session = get_db().session()
+    try:
+        yield session
+    finally:
+        session.close()

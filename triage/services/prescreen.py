@@ -1,0 +1,745 @@
+"""Stage one: the patient's online pre-screening, time slot, status and changes.
+
+Use cases (each one function, keyword-only arguments, one commit; every state change through
+`transition`, so the workflow checks it and the audit log records it):
+
+- `submit_prescreen`: validate the contact details, run the engine at the "online" stage, create the
+  encounter (`prescreened`) with its online assessment, then, by the result: tell a red-flag patient to
+  go to the emergency department now (`direct_to_emergency`, no slot); refer a stable chronic patient
+  who accepts to online follow-up (`refer`, disposition "online_followup"); otherwise book the chosen
+  or the first free slot of the provisional stream (`book`; see `triage.services.slots`).
+- `move_visit`, `cancel_visit`, `choose_online_followup`, `request_callback`: the patient's changes
+  (staff use the same functions with their own actor, see `triage.services.contacts`).
+- `find_by_token`, `find_by_reference_and_phone`, `visit_view`: the status page.
+- `expire_if_stale`, `expire_stale`: a pre-screen is valid for its visit day only; after it the visit
+  is a no-show (`expire`), lazily on read and by `flask --app wsgi expire`.
+
+Messages to the patient go through `triage.notify` after the commit.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from triage.domain.assessment import Assessment as Decision
+from triage.domain.assessment import assess
+from triage.domain.errors import Conflict, InvalidInput, NotFound
+from triage.domain.policy import Policy, Stream
+from triage.domain.queue import estimated_wait_minutes, priority_sort
+from triage.domain.vocabulary import EXPOSURES, SYMPTOM_BY_CODE
+from triage.models import Assessment, CallbackRequest, ContactAttempt, Encounter, Origin, Slot, utcnow
+from triage.notify import Notifier, Outgoing, deliver, queue_message
+from triage.services.core import (
+    PATIENT,
+    SYSTEM,
+    Actor,
+    Facts,
+    format_reference,
+    lock_encounter,
+    log_entry,
+    new_encounter,
+    new_reference,
+    normalize_reference,
+    queue_position,
+    transition,
+)
+from triage.services.slots import (
+    SlotOffer,
+    aware,
+    booking_window,
+    chosen_slot,
+    describe_day,
+    describe_slot,
+    first_free_slot,
+    is_bookable,
+    next_free_slots,
+    parse_slot_key,
+)
+from triage.services.staff import digest
+from triage.workflow import Workflow
+
+ONLINE_FOLLOWUP = "online_followup"
+NO_APPOINTMENT = "no_appointment"  # disposition: a stream that takes patients without a booked slot
+LIVE_BOOKING_STATES = ("prescreened", "booked")
+# One phone may hold this many live pre-screens: a family, not a script emptying the slots.
+MAX_LIVE_PER_PHONE = 8
+NAME_MAX = 50
+REASON_MAX = 200
+TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 256 bits, 43 characters
+
+LinkBuilder = Callable[[str], str]
+
+
+# --- small values ------------------------------------------------------------------------------------
+
+
+def normalize_phone(text: str | None) -> str:
+    """Digits only; a mainland number written with the country code (+86 / 0086) loses it."""
+    digits = "".join(ch for ch in (text or "") if ch.isdigit())
+    for prefix in ("0086", "86"):
+        rest = digits[len(prefix):]
+        if digits.startswith(prefix) and len(rest) == 11 and rest.startswith("1"):
+            return rest
+    return digits
+
+
+def new_status_token() -> str:
+    """The secret of a status link; only its SHA-256 digest is stored."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def danger_signs(symptoms: Iterable[str], *, pregnant: bool = False) -> tuple[str, ...]:
+    """The declared symptoms the vocabulary marks as online red flags (go to emergency now)."""
+    found = []
+    for code in symptoms:
+        symptom = SYMPTOM_BY_CODE.get(code)
+        if symptom is not None and (symptom.red_flag or (pregnant and symptom.red_flag_in_pregnancy)):
+            found.append(code)
+    return tuple(found)
+
+
+
+# --- submitting a pre-screen ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrescreenRequest:
+    """What the patient (or an app on their behalf) submits."""
+
+    name: str
+    phone: str
+    answers: Mapping[str, Any]  # the engine's input (age_years, sex, symptoms, epi, ...); stage is set here
+    preferred_day: date | None = None
+    visit_reason: str = ""
+    consent: bool = False
+    slot_key: str | None = None  # a chosen slot; otherwise the first free one on the preferred day
+    accept_online_followup: bool | None = None
+    family_of: Encounter | None = None  # book together with this member (same phone, same party)
+    lang: str = "zh"
+
+
+@dataclass
+class PrescreenOutcome:
+    """The new encounter, the engine's decision, the one-time status secret and the booked slot."""
+
+    encounter: Encounter
+    decision: Decision
+    status_token: str
+    slot: Slot | None
+    alternatives: list[SlotOffer] = field(default_factory=list)
+
+    @property
+    def next_step(self) -> str:
+        """What the patient does next: a stable code for the API and the pages."""
+        return next_step(self.encounter, self.decision.stream)
+
+
+def next_step(encounter: Encounter, stream: Stream | str | None) -> str:
+    """What the patient does next, as a stable code.
+
+    go_to_emergency_now | online_followup | come_at_slot | come_without_appointment | choose_slot |
+    closed | on_site.
+    """
+    state = encounter.state
+    if state == "directed_to_emergency":
+        return "go_to_emergency_now"
+    if state == "referred":
+        return "online_followup" if encounter.disposition == ONLINE_FOLLOWUP else "closed"
+    if state == "booked":
+        return "come_at_slot"
+    if state == "prescreened":
+        value = stream.value if isinstance(stream, Stream) else stream
+        if value == Stream.EMERGENCY.value or encounter.disposition == NO_APPOINTMENT:
+            return "come_without_appointment"
+        return "choose_slot"
+    if state in ("cancelled", "no_show", "completed", "left_without_being_seen"):
+        return "closed"
+    return "on_site"
+
+
+def validate_contact(name: str, phone: str) -> dict[str, tuple[str, str]]:
+    """Field errors of the contact details (empty when they are fine)."""
+    errors: dict[str, tuple[str, str]] = {}
+    clean = " ".join((name or "").split())
+    if not clean:
+        errors["name"] = ("请填写就诊人姓名。", "Enter the patient's name.")
+    elif len(clean) > NAME_MAX:
+        errors["name"] = (f"姓名最多 {NAME_MAX} 个字。", f"The name can have at most {NAME_MAX} characters.")
+    elif any(not ch.isprintable() for ch in clean) or any(ch in "<>{}" for ch in clean):
+        errors["name"] = ("姓名中有不能使用的字符。", "The name contains characters that cannot be used.")
+    digits = normalize_phone(phone)
+    if not (phone or "").strip():
+        errors["phone"] = ("请填写手机号码，以便医院联系您。", "Enter a phone number so the hospital can reach you.")
+    elif len(digits) < 7 or len(digits) > 15 or any(
+            not (ch.isdigit() or ch in " +-()") for ch in phone.strip()):
+        errors["phone"] = ("请填写正确的电话号码，例如 138 0013 8000。",
+                           "Enter a valid phone number, e.g. 138 0013 8000.")
+    elif len(digits) == 11 and digits.startswith("1") and digits[1] not in "3456789":
+        errors["phone"] = ("手机号码第二位应为 3–9，请核对。",
+                           "A mobile number's second digit is 3 to 9; please check it.")
+    return errors
+
+
+def _validate_request(session: Session, request: PrescreenRequest, data: Mapping[str, Any], policy: Policy,
+                      now: datetime) -> dict[str, tuple[str, str]]:
+    errors = validate_contact(request.name, request.phone)
+    first, last = booking_window(policy, now)
+    if request.preferred_day is None:
+        errors["preferred_day"] = ("请选择希望就诊的日期。", "Choose the day you would like to come.")
+    elif not first <= request.preferred_day <= last:
+        errors["preferred_day"] = (
+            f"只能预约今天到 {describe_day(last, 'zh')} 之间的日期。",
+            f"You can book from today up to {describe_day(last, 'en')}.")
+    if data.get("sex") is None:
+        errors["sex"] = ("请选择性别。", "Choose the sex.")
+    epi = data.get("epi")
+    if not isinstance(epi, Mapping) or any(not isinstance(epi.get(e.code), bool) for e in EXPOSURES):
+        errors["epi"] = (f"请回答近 {policy.clinical.exposure_window_days} 天的每个流行病学史问题（是或否）。",
+                         f"Answer every question about the last {policy.clinical.exposure_window_days} days "
+                         f"(yes or no).")
+    reason = (request.visit_reason or "").strip()
+    if len(reason) > REASON_MAX:
+        errors["visit_reason"] = (f"最多 {REASON_MAX} 个字。", f"At most {REASON_MAX} characters.")
+    elif not reason and not data.get("symptoms") and not data.get("needs"):
+        errors["visit_reason"] = ("请告诉我们为什么来医院：勾选症状或需求，或写下就诊原因。",
+                                  "Tell us why you are coming: tick a symptom or a need, or write the reason.")
+    if not request.consent:
+        errors["consent"] = ("请确认同意医院为本次就诊使用这些信息。",
+                             "Please agree that the hospital uses this information for the visit.")
+    if "phone" not in errors:
+        live = session.exec(select(func.count()).select_from(Encounter).where(
+            Encounter.patient_phone == normalize_phone(request.phone),
+            col(Encounter.state).in_(LIVE_BOOKING_STATES))).one()
+        if live >= MAX_LIVE_PER_PHONE:
+            errors["phone"] = (
+                f"这个号码已有 {MAX_LIVE_PER_PHONE} 个未完成的预约。请先取消不需要的预约，或致电医院。",
+                f"This phone number already has {MAX_LIVE_PER_PHONE} open bookings. Cancel one you do not "
+                f"need, or call the hospital.")
+    return errors
+
+
+def check_prescreen(session: Session, *, request: PrescreenRequest, policy: Policy, now: datetime | None = None,
+                    ) -> tuple[Decision, dict[str, tuple[str, str]]]:
+    """Assess a pre-screen and list every field error at once (contact details, day, answers); stores nothing."""
+    now = now or utcnow()
+    data = _engine_input(request.answers)
+    decision = assess(data, policy, now=now)
+    errors = _validate_request(session, request, data, policy, now)
+    for error in decision.errors:
+        errors.setdefault(error.field, (error.zh, error.en))
+    return decision, errors
+
+
+def _engine_input(answers: Mapping[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in answers.items() if v is not None and k not in ("stage", "arrival_mode", "context")}
+    data["stage"] = "online"
+    data["arrival_mode"] = "online"
+    return data
+
+
+def _unused_reference(session: Session) -> str:
+    # 40 random bits: a collision is rare, but over millions of visits it would happen once.
+    while True:
+        reference = new_reference()
+        taken = session.exec(select(Encounter.id).where(Encounter.reference == reference)).first()
+        if taken is None:
+            return reference
+
+
+def submit_prescreen(
+    session: Session,
+    *,
+    request: PrescreenRequest,
+    workflow: Workflow,
+    policy: Policy,
+    notifier: Notifier,
+    status_link: LinkBuilder | None = None,
+    now: datetime | None = None,
+) -> PrescreenOutcome:
+    """Validate, assess (online), create and route one pre-screen; book its slot; commits, then notifies."""
+    now = now or utcnow()
+    decision, errors = check_prescreen(session, request=request, policy=policy, now=now)
+    if errors:
+        raise InvalidInput(errors)
+    data = _engine_input(request.answers)
+    assert decision.stream is not None
+    stream = decision.stream
+    preferred = request.preferred_day
+    assert preferred is not None
+
+    party = request.family_of.party_id if request.family_of is not None else None
+    encounter = new_encounter(
+        origin=Origin.ONLINE, state="prescreened", workflow=workflow, policy=policy, now=now,
+        patient_name=" ".join(request.name.split())[:NAME_MAX],
+        patient_phone=normalize_phone(request.phone),
+        party_id=party or secrets.token_hex(8),
+        age_years=int(data["age_years"]) if isinstance(data.get("age_years"), (int, float)) else None,
+        sex=data.get("sex") if data.get("sex") in ("F", "M") else None,
+        visit_reason=(request.visit_reason or "").strip()[:REASON_MAX] or None,
+        patient_lang="en" if request.lang == "en" else "zh",
+        provisional_stream=stream.value,
+        priority_flags=",".join(decision.priority_flags),
+        priority_sort=priority_sort(decision.priority_flags),
+        isolation_required=decision.isolation_required,
+        visit_day=preferred,
+    )
+    encounter.reference = _unused_reference(session)
+    token = new_status_token()
+    encounter.status_token_hash = digest(token)
+    session.add(encounter)
+    session.flush()
+    log_entry(session, encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
+    session.add(_assessment_row(encounter, data, decision, now))
+
+    slot: Slot | None = None
+    alternatives: list[SlotOffer] = []
+    if decision.emergency_now:
+        signs = danger_signs(data.get("symptoms") or (), pregnant=bool(data.get("pregnancy_weeks")))
+        encounter.visit_day = policy.local(now).date()
+        transition(session, encounter, "direct_to_emergency", workflow=workflow, policy=policy, actor=PATIENT,
+                   facts=Facts(reason="online red flag: " + (", ".join(signs) or _rules(decision))), now=now)
+    elif request.accept_online_followup and decision.online_followup_eligible:
+        refer_online(session, encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
+    elif not is_bookable(policy, stream):
+        # Emergency (not a red flag) and walk-in clinics take patients without an appointment: the pass
+        # is scanned at the entrance, today.
+        encounter.visit_day = policy.local(now).date() if stream is Stream.EMERGENCY else preferred
+        encounter.disposition = NO_APPOINTMENT
+    elif request.slot_key:
+        slot = chosen_slot(session, policy, stream, request.slot_key, now)
+        transition(session, encounter, "book", workflow=workflow, policy=policy, actor=PATIENT,
+                   facts=Facts(slot=slot), now=now)
+    else:
+        slot = first_free_slot(session, policy, stream, preferred, now)
+        if slot is not None:
+            transition(session, encounter, "book", workflow=workflow, policy=policy, actor=PATIENT,
+                       facts=Facts(slot=slot), now=now)
+        else:
+            alternatives = next_free_slots(session, policy, stream, after=preferred, now=now)
+    session.add(encounter)
+    outgoing = [_message_after_submit(session, encounter, policy, token, status_link)]
+    session.commit()
+    deliver(session, notifier, outgoing)
+    return PrescreenOutcome(encounter=encounter, decision=decision, status_token=token, slot=slot,
+                            alternatives=alternatives)
+
+
+def _rules(decision: Decision) -> str:
+    return ", ".join(r.rule for r in decision.reasons)
+
+
+def _assessment_row(encounter: Encounter, data: Mapping[str, Any], decision: Decision, now: datetime) -> Assessment:
+    result = decision.to_dict("zh")
+    # Staff read the reasons in their own language later: keep the English sentences beside the Chinese.
+    result["reasons_en"] = [{"rule": r.rule, "message": r.text("en")} for r in decision.reasons]
+    return Assessment(
+        encounter_id=encounter.id or 0, stage="online", created_at=now, inputs=dict(data), result=result,
+        recommended_stream=decision.stream.value if decision.stream else None,
+        recommended_level=decision.cn_level, policy_version=decision.policy_version)
+
+
+def refer_online(session: Session, encounter: Encounter, *, workflow: Workflow, policy: Policy, actor: Actor,
+                  now: datetime) -> None:
+    transition(session, encounter, "refer", workflow=workflow, policy=policy, actor=actor,
+               facts=Facts(reason="online follow-up accepted", referral_target=ONLINE_FOLLOWUP), now=now)
+    encounter.disposition = ONLINE_FOLLOWUP
+    # The online clinic has to reach the patient: the request waits in the staff's contact list.
+    session.add(CallbackRequest(encounter_id=encounter.id, created_at=now,
+                                stream=encounter.provisional_stream or Stream.CHRONIC.value,
+                                preferred_day=encounter.visit_day))
+
+
+# --- finding a visit ------------------------------------------------------------------------------------
+
+
+def find_by_token(session: Session, token: str) -> Encounter:
+    """The encounter whose status link carries `token`, or NotFound."""
+    secret = (token or "").strip()
+    encounter = None
+    if 20 <= len(secret) <= 100:
+        encounter = session.exec(select(Encounter).where(Encounter.status_token_hash == digest(secret))).first()
+    if encounter is None or encounter.purged_at is not None:
+        raise NotFound("此链接无效或已过期。您可以用编号和手机号查询。",
+                       "This link is not valid. You can look up your visit with its code and your phone number.")
+    return encounter
+
+
+_NO_MATCH = ("编号或手机号不正确。", "The code or the phone number is not right.")
+
+
+def find_by_reference_and_phone(session: Session, reference: str, phone: str) -> Encounter:
+    """The encounter with this reference whose phone matches (digits compared); one message for any miss."""
+    code = normalize_reference(reference or "")
+    digits = normalize_phone(phone)
+    encounter = None
+    if code and len(code) <= 16:
+        encounter = session.exec(select(Encounter).where(Encounter.reference == code)).first()
+    stored = encounter.patient_phone if encounter is not None and encounter.patient_phone else "-"
+    # Compare in constant time, and as much work whether or not the code exists.
+    matches = hmac.compare_digest(normalize_phone(stored).encode(), digits.encode()) and bool(digits)
+    if encounter is None or not matches or encounter.purged_at is not None:
+        raise NotFound(*_NO_MATCH, field="reference")
+    return encounter
+
+
+def get_encounter(session: Session, reference: str) -> Encounter:
+    """The encounter with this reference code, or NotFound."""
+    encounter = session.exec(
+        select(Encounter).where(Encounter.reference == normalize_reference(reference or ""))).first()
+    if encounter is None:
+        raise NotFound("找不到此编号的预约。", "No visit has this reference code.", field="reference")
+    return encounter
+
+
+def party_members(session: Session, encounter: Encounter) -> list[Encounter]:
+    """Everyone pre-screened together with `encounter` from one phone (itself included), oldest first."""
+    if not encounter.party_id:
+        return [encounter]
+    return list(session.exec(select(Encounter).where(Encounter.party_id == encounter.party_id)
+                             .order_by(col(Encounter.id))))
+
+
+def online_assessment(session: Session, encounter: Encounter) -> Assessment | None:
+    """The encounter's latest online assessment row."""
+    return session.exec(select(Assessment).where(Assessment.encounter_id == encounter.id,
+                                                 Assessment.stage == "online")
+                        .order_by(col(Assessment.id).desc())).first()
+
+
+@dataclass(frozen=True)
+class VisitView:
+    """Everything the status page shows, computed once: no patient answers in it."""
+
+    encounter: Encounter
+    stream: Stream | None
+    slot_start: datetime | None
+    slot_end: datetime | None
+    reason_zh: str
+    reason_en: str
+    isolation_required: bool
+    online_followup_offered: bool
+    open_callback: bool
+    queue_position: int | None
+    estimated_wait_minutes: int | None
+    can_change: bool
+    next_step: str
+
+    def reason(self, lang: str) -> str:
+        """The one-line routing reason in the given language."""
+        return self.reason_en if lang == "en" else self.reason_zh
+
+
+def visit_view(session: Session, encounter: Encounter, policy: Policy, now: datetime | None = None) -> VisitView:
+    """The status of one visit as the patient sees it."""
+    now = now or utcnow()
+    stream_code = encounter.stream or encounter.provisional_stream
+    stream = Stream(stream_code) if stream_code else None
+    row = online_assessment(session, encounter)
+    reason_zh = reason_en = ""
+    eligible = False
+    if row is not None:
+        eligible = bool(row.result.get("online_followup_eligible"))
+        reason_zh = next((r["message"] for r in row.result.get("reasons", [])
+                          if str(r.get("rule", "")).startswith("ROUTE-")), "")
+        reason_en = next((r["message"] for r in row.result.get("reasons_en", [])
+                          if str(r.get("rule", "")).startswith("ROUTE-")), "")
+    slot_end = None
+    if encounter.slot_id is not None:
+        slot = session.get(Slot, encounter.slot_id)
+        slot_end = aware(slot.ends_at) if slot is not None else None
+    position = queue_position(session, encounter)
+    wait = None
+    if position is not None and stream is not None:
+        wait = estimated_wait_minutes(position - 1, policy.streams[stream].consultation_minutes)
+    open_callback = session.exec(select(CallbackRequest.id).where(
+        CallbackRequest.encounter_id == encounter.id, col(CallbackRequest.handled_at).is_(None))).first() is not None
+    live = encounter.state in LIVE_BOOKING_STATES and not is_stale(encounter, policy, now)
+    return VisitView(
+        encounter=encounter, stream=stream,
+        slot_start=aware(encounter.slot_starts_at) if encounter.slot_starts_at and encounter.slot_id else None,
+        slot_end=slot_end, reason_zh=reason_zh, reason_en=reason_en,
+        isolation_required=encounter.isolation_required,
+        online_followup_offered=live and eligible, open_callback=open_callback,
+        queue_position=position, estimated_wait_minutes=wait, can_change=live,
+        next_step=next_step(encounter, stream))
+
+
+# --- the patient's changes --------------------------------------------------------------------------------
+
+
+def live_encounter(session: Session, reference: str, policy: Policy, workflow: Workflow, now: datetime) -> Encounter:
+    encounter = lock_encounter(session, reference)
+    if is_stale(encounter, policy, now):
+        _expire(session, encounter, workflow=workflow, policy=policy, now=now)
+        session.commit()
+        raise Conflict("此预检已过期（仅在预约当天有效），请重新预检。",
+                       "This pre-screen has expired (it is valid on its day only). Please pre-screen again.")
+    return encounter
+
+
+def move_visit(
+    session: Session,
+    *,
+    reference: str,
+    slot_key: str,
+    workflow: Workflow,
+    policy: Policy,
+    notifier: Notifier,
+    actor: Actor = PATIENT,
+    channel: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Encounter:
+    """Book (if no slot yet) or move the visit to the slot named by `slot_key`; commits, then notifies."""
+    now = now or utcnow()
+    encounter = live_encounter(session, reference, policy, workflow, now)
+    if encounter.state not in LIVE_BOOKING_STATES:
+        raise Conflict("到院签到后不能再改约。", "The time cannot be changed after check-in.", field="slot")
+    stream = Stream(encounter.provisional_stream or Stream.GENERAL.value)
+    if not is_bookable(policy, stream):
+        raise Conflict("此门诊无需预约时段，请直接按指引到院。",
+                       "This clinic takes patients without an appointment; come as the guidance says.",
+                       field="slot")
+    starts_at = parse_slot_key(slot_key, policy)
+    if starts_at is None:
+        raise InvalidInput({"slot": ("请选择一个时段。", "Choose a time slot.")})
+    if encounter.slot_id is not None and encounter.slot_starts_at is not None \
+            and aware(encounter.slot_starts_at) == starts_at:
+        raise Conflict("这已经是您预约的时段。", "This is already your booked time.", field="slot")
+    slot = chosen_slot(session, policy, stream, slot_key, now, also_lock=[encounter.slot_id])
+    trigger = "reschedule" if encounter.state == "booked" else "book"
+    transition(session, encounter, trigger, workflow=workflow, policy=policy, actor=actor,
+               facts=Facts(slot=slot, reason="moved by staff" if actor.kind == "staff" else None),
+               expected_version=expected_version, now=now)
+    encounter.disposition = None
+    if actor.kind == "staff":
+        session.add(ContactAttempt(encounter_id=encounter.id or 0, at=now, actor_id=actor.user_id,
+                                   channel=channel or "phone", outcome="reached_moved",
+                                   note=describe_slot(slot.starts_at, slot.ends_at, policy, "zh")))
+    close_callbacks(session, encounter, actor, now, outcome="booked " + slot.starts_at.isoformat())
+    when_zh = describe_slot(slot.starts_at, slot.ends_at, policy, "zh")
+    when_en = describe_slot(slot.starts_at, slot.ends_at, policy, "en")
+    message = patient_message(session, encounter, policy,
+                     zh=f"您的就诊时间已改为 {when_zh}，编号 {format_reference(encounter.reference)}。",
+                     en=f"Your visit is now {when_en}, code {format_reference(encounter.reference)}.")
+    session.commit()
+    deliver(session, notifier, [message])
+    return encounter
+
+
+def cancel_visit(
+    session: Session,
+    *,
+    reference: str,
+    workflow: Workflow,
+    policy: Policy,
+    notifier: Notifier,
+    actor: Actor = PATIENT,
+    reason: str | None = None,
+    channel: str | None = None,
+    now: datetime | None = None,
+) -> Encounter:
+    """Cancel a visit before check-in (its slot is released); commits, then notifies."""
+    now = now or utcnow()
+    encounter = live_encounter(session, reference, policy, workflow, now)
+    if encounter.state not in LIVE_BOOKING_STATES:
+        raise Conflict("到院签到后不能在线取消。", "A visit cannot be cancelled online after check-in.")
+    why = (reason or "").strip()
+    if actor.kind == "staff" and not why:
+        raise InvalidInput({"reason": ("请填写取消原因。", "Give the reason for cancelling.")})
+    transition(session, encounter, "cancel", workflow=workflow, policy=policy, actor=actor,
+               facts=Facts(reason=why or "cancelled by the patient"), now=now)
+    if actor.kind == "staff":
+        session.add(ContactAttempt(encounter_id=encounter.id or 0, at=now, actor_id=actor.user_id,
+                                   channel=channel or "phone", outcome="reached_cancelled", note=why[:2000]))
+    close_callbacks(session, encounter, actor, now, outcome="cancelled")
+    ref = format_reference(encounter.reference)
+    if actor.kind == "staff":
+        message = patient_message(session, encounter, policy,
+                         zh=f"医院已取消您的预约（编号 {ref}）：{why}。如需就诊请重新预检。",
+                         en=f"The hospital cancelled your visit (code {ref}): {why}. Pre-screen again to come.")
+    else:
+        message = patient_message(session, encounter, policy, zh=f"您的预约（编号 {ref}）已取消。",
+                         en=f"Your visit (code {ref}) is cancelled.")
+    session.commit()
+    deliver(session, notifier, [message])
+    return encounter
+
+
+def choose_online_followup(
+    session: Session,
+    *,
+    reference: str,
+    workflow: Workflow,
+    policy: Policy,
+    notifier: Notifier,
+    actor: Actor = PATIENT,
+    now: datetime | None = None,
+) -> Encounter:
+    """Take the offer of online follow-up instead of a visit (a recorded referral); commits, then notifies."""
+    now = now or utcnow()
+    encounter = live_encounter(session, reference, policy, workflow, now)
+    row = online_assessment(session, encounter)
+    if encounter.state not in LIVE_BOOKING_STATES or row is None or not row.result.get("online_followup_eligible"):
+        raise Conflict("此预约不能改为线上复诊。", "Online follow-up is not offered for this visit.")
+    refer_online(session, encounter, workflow=workflow, policy=policy, actor=actor, now=now)
+    message = patient_message(session, encounter, policy,
+                     zh=f"您已选择线上复诊（编号 {format_reference(encounter.reference)}），无需到院。"
+                        f"医院线上门诊将致电联系您。",
+                     en=f"You chose online follow-up (code {format_reference(encounter.reference)}): no need to "
+                        f"come in. The hospital's online clinic will call you.")
+    session.commit()
+    deliver(session, notifier, [message])
+    return encounter
+
+
+def request_callback(
+    session: Session,
+    *,
+    reference: str,
+    workflow: Workflow,
+    policy: Policy,
+    notifier: Notifier,
+    now: datetime | None = None,
+) -> CallbackRequest:
+    """Ask staff to call back when no slot is free (once per visit); commits, then notifies."""
+    now = now or utcnow()
+    encounter = live_encounter(session, reference, policy, workflow, now)
+    if encounter.state != "prescreened":
+        raise Conflict("您已有预约时段，无需回电。", "You already have a time slot; no callback is needed.")
+    existing = session.exec(select(CallbackRequest).where(
+        CallbackRequest.encounter_id == encounter.id, col(CallbackRequest.handled_at).is_(None))).first()
+    if existing is not None:
+        return existing
+    request = CallbackRequest(encounter_id=encounter.id, created_at=now,
+                              stream=encounter.provisional_stream or Stream.GENERAL.value,
+                              preferred_day=encounter.visit_day)
+    session.add(request)
+    message = patient_message(session, encounter, policy,
+                     zh=f"已收到您的回电请求（编号 {format_reference(encounter.reference)}），工作人员会尽快致电。",
+                     en=f"We have your callback request (code {format_reference(encounter.reference)}); "
+                        f"staff will call you soon.")
+    session.commit()
+    deliver(session, notifier, [message])
+    return request
+
+
+def close_callbacks(session: Session, encounter: Encounter, actor: Actor, now: datetime, *, outcome: str) -> None:
+    for request in session.exec(select(CallbackRequest).where(
+            CallbackRequest.encounter_id == encounter.id, col(CallbackRequest.handled_at).is_(None))):
+        request.handled_at = now
+        request.handled_by_id = actor.user_id
+        request.outcome = outcome[:200]
+        session.add(request)
+
+
+# --- validity -----------------------------------------------------------------------------------------------
+
+
+def is_stale(encounter: Encounter, policy: Policy, now: datetime) -> bool:
+    """Whether a pre-screen is past its visit day without check-in (it is valid on that day only)."""
+    if encounter.state not in LIVE_BOOKING_STATES:
+        return False
+    day = encounter.visit_day or policy.local(encounter.created_at).date()
+    return day < policy.local(now).date()
+
+
+def _expire(session: Session, encounter: Encounter, *, workflow: Workflow, policy: Policy, now: datetime) -> None:
+    transition(session, encounter, "expire", workflow=workflow, policy=policy, actor=SYSTEM,
+               facts=Facts(reason=f"visit day {encounter.visit_day} passed without check-in"), now=now)
+
+
+def expire_if_stale(session: Session, encounter: Encounter, policy: Policy, now: datetime | None = None,
+                    *, workflow: Workflow | None = None) -> bool:
+    """Expire a pre-screen whose visit day has passed (-> no_show, slot released); commits if it did.
+
+    Call it before changing anything else in `session` (check-in lookups, the status page).
+    """
+    now = now or utcnow()
+    if not is_stale(encounter, policy, now):
+        return False
+    if workflow is None:
+        from triage.hospital import workflow as loaded
+
+        workflow = loaded()
+    locked = lock_encounter(session, encounter.reference)
+    if not is_stale(locked, policy, now):
+        return False
+    _expire(session, locked, workflow=workflow, policy=policy, now=now)
+    session.commit()
+    return True
+
+
+def expire_stale(session: Session, *, workflow: Workflow, policy: Policy, now: datetime | None = None,
+                 batch: int = 200) -> int:
+    """Expire every pre-screen whose visit day has passed; commits every `batch`; returns how many."""
+    now = now or utcnow()
+    today = policy.local(now).date()
+    start_of_today, _ = policy.local_day_bounds(today)
+    references = list(session.exec(select(Encounter.reference).where(
+        col(Encounter.state).in_(LIVE_BOOKING_STATES),
+        (col(Encounter.visit_day) < today)
+        | (col(Encounter.visit_day).is_(None) & (col(Encounter.created_at) < start_of_today)),
+    ).order_by(col(Encounter.id))))
+    session.rollback()  # end the read before taking locks
+    count = 0
+    for i, reference in enumerate(references, start=1):
+        encounter = lock_encounter(session, reference)
+        if is_stale(encounter, policy, now):
+            _expire(session, encounter, workflow=workflow, policy=policy, now=now)
+            count += 1
+        if i % batch == 0:
+            session.commit()
+    session.commit()
+    return count
+
+
+# --- messages ----------------------------------------------------------------------------------------------
+
+
+def patient_message(session: Session, encounter: Encounter, policy: Policy, *, zh: str, en: str,
+           redact: Sequence[str] = ()) -> Outgoing | None:
+    if not encounter.patient_phone:
+        return None
+    hospital = policy.hospital_name(encounter.patient_lang)
+    body = f"{hospital}: {en}" if encounter.patient_lang == "en" else f"【{hospital}】{zh}"
+    return queue_message(session, phone=encounter.patient_phone, body=body, encounter_id=encounter.id,
+                         channel="sms", redact=redact)
+
+
+def _message_after_submit(session: Session, encounter: Encounter, policy: Policy, token: str,
+                          status_link: LinkBuilder | None) -> Outgoing | None:
+    ref = format_reference(encounter.reference)
+    link = status_link(token) if status_link else ""
+    link_zh = f"查看、改约或取消：{link}" if link else ""
+    link_en = f" View, move or cancel: {link}" if link else ""
+    stream = Stream(encounter.provisional_stream) if encounter.provisional_stream else None
+    if encounter.state == "directed_to_emergency":
+        return None  # they were told on screen to go now; a text message would only arrive later
+    if encounter.state == "booked" and encounter.slot_starts_at is not None and stream is not None:
+        slot = session.get(Slot, encounter.slot_id)
+        end = aware(slot.ends_at) if slot else aware(encounter.slot_starts_at)
+        return patient_message(session, encounter, policy, redact=[link] if link else [],
+                      zh=f"预检完成。编号 {ref}，{stream.label('zh')}，"
+                         f"{describe_slot(encounter.slot_starts_at, end, policy, 'zh')}。请按时到院并出示通行证。"
+                         + link_zh,
+                      en=f"Pre-screen done. Code {ref}, {stream.label('en')}, "
+                         f"{describe_slot(encounter.slot_starts_at, end, policy, 'en')}. Come on time and show "
+                         f"your pass." + link_en)
+    if encounter.state == "referred":
+        return patient_message(session, encounter, policy, redact=[link] if link else [],
+                      zh=f"您已选择线上复诊（编号 {ref}），无需到院，医院线上门诊将致电联系您。" + link_zh,
+                      en=f"You chose online follow-up (code {ref}): no need to come in; the hospital's online "
+                         f"clinic will call you." + link_en)
+    return patient_message(session, encounter, policy, redact=[link] if link else [],
+                  zh=f"预检已保存，编号 {ref}。" + link_zh, en=f"Pre-screen saved, code {ref}." + link_en)
+
+

@@ -1,0 +1,174 @@
+"""Staff accounts and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from triage.domain.errors import Conflict, InvalidInput, NotFound
+from triage.models import ApiToken, Role, StaffUser
+
+
+def digest(secret: str) -> str:
+    """SHA-256 hex digest of a high-entropy secret (status links, API tokens)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_user(session: Session, *, username: str, password: str, role: Role,
+                display_name: str | None = None) -> StaffUser:
+    """Create a staff account with a hashed password; commits."""
+    username = username.strip()
+    errors: dict[str, tuple[str, str]] = {}
+    if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        errors["username"] = ("用户名只能包含字母、数字、点、下划线和连字符（最多64个字符）。",
+                              "Usernames use letters, digits, dots, underscores and hyphens (at most 64).")
+    if len(password) < 8:
+        errors["password"] = ("密码至少8个字符。", "The password must have at least 8 characters.")
+    if errors:
+        raise InvalidInput(errors)
+    if session.exec(select(StaffUser).where(StaffUser.username == username)).first() is not None:
+        raise Conflict("该用户名已存在。", "This username is already taken.", field="username")
+    user = StaffUser(username=username, display_name=(display_name or username).strip()[:100],
+                     role=role.value, password_hash=generate_password_hash(password))
+    session.add(user)
+    session.commit()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> StaffUser | None:
+    """The active user with this username and password, or None."""
+    user = session.exec(select(StaffUser).where(StaffUser.username == username.strip())).first()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)  # same work whether or not the user exists
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        return None
+    return user
+
+
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def issue_token(session: Session, *, user: StaffUser, label: str = "") -> str:
+    """Create an API token for `user`; returns the secret once, stores only its digest; commits."""
+    secret = "trg_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id or 0, token_hash=digest(secret), label=label[:100]))
+    session.commit()
+    return secret
+
+
+def user_for_token(session: Session, secret: str) -> StaffUser | None:
+    """The active user owning this unrevoked API token, or None."""
+    row = session.exec(
+        select(StaffUser, ApiToken)
+        .join(ApiToken, col(ApiToken.user_id) == col(StaffUser.id))
+        .where(ApiToken.token_hash == digest(secret), col(ApiToken.revoked_at).is_(None))
+    ).first()
+    if row is None or not row[0].active:
+        return None
+    return row[0]
+
+
+def get_user(session: Session, username: str) -> StaffUser:
+    """The staff user with this username, or NotFound."""
+    user = session.exec(select(StaffUser).where(StaffUser.username == username)).first()
+    if user is None:
+        raise NotFound("没有这个用户。", "No such user.", field="username")
+    return user
+
+
+
+
+# --- staff management (administrators) ------------------------------------------------------------------
+
+
+def list_users(session: Session) -> list[StaffUser]:
+    """Every staff account, active first, then by username."""
+    return list(session.exec(select(StaffUser).order_by(col(StaffUser.active).desc(), col(StaffUser.username))))
+
+
+def user_by_id(session: Session, user_id: int) -> StaffUser:
+    """The staff account with this id, or NotFound."""
+    user = session.get(StaffUser, user_id)
+    if user is None:
+        raise NotFound("没有这个用户。", "No such user.")
+    return user
+
+
+def _lock_user(session: Session, user_id: int) -> StaffUser:
+    user = session.exec(select(StaffUser).where(StaffUser.id == user_id).with_for_update()).first()
+    if user is None:
+        raise NotFound("没有这个用户。", "No such user.")
+    return user
+
+
+def deactivate_user(session: Session, *, user_id: int, actor_id: int | None) -> StaffUser:
+    """Deactivate an account: its sessions end and its API tokens stop working; commits.
+
+    Administrators cannot deactivate themselves, nor the last active administrator (nobody could manage
+    accounts any more).
+    """
+    user = _lock_user(session, user_id)
+    if user.id == actor_id:
+        raise Conflict("不能停用自己的账号。", "You cannot deactivate your own account.")
+    if not user.active:
+        raise Conflict("该账号已停用。", "This account is already deactivated.")
+    if user.role == Role.ADMIN.value:
+        admins = session.exec(select(func.count()).select_from(StaffUser).where(
+            StaffUser.role == Role.ADMIN.value, col(StaffUser.active).is_(True))).one()
+        if admins <= 1:
+            raise Conflict("不能停用最后一个管理员账号。", "The last active administrator cannot be deactivated.")
+    user.active = False
+    user.session_epoch += 1
+    session.add(user)
+    session.commit()
+    return user
+
+
+def reactivate_user(session: Session, *, user_id: int) -> StaffUser:
+    """Let a deactivated account log in again (with its password); commits."""
+    user = _lock_user(session, user_id)
+    if user.active:
+        raise Conflict("该账号已是启用状态。", "This account is already active.")
+    user.active = True
+    session.add(user)
+    session.commit()
+    return user
+
+
+def reset_password(session: Session, *, user_id: int, password: str) -> StaffUser:
+    """Set a new password; every existing login session of the account ends; commits."""
+    if len(password) < 8:
+        raise InvalidInput({"password": ("密码至少8个字符。", "The password must have at least 8 characters.")})
+    if len(password) > 256:
+        raise InvalidInput({"password": ("密码最多256个字符。", "The password can have at most 256 characters.")})
+    user = _lock_user(session, user_id)
+    user.password_hash = generate_password_hash(password)
+    user.session_epoch += 1
+    session.add(user)
+    session.commit()
+    return user
+
+
+def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
+    """A user's API tokens (digests only), newest first, revoked ones included."""
+    return list(session.exec(select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())))
+
+
+def revoke_token(session: Session, *, user_id: int, token_id: int, now: datetime | None = None) -> ApiToken:
+    """Revoke one of a user's API tokens: it stops working at once; commits."""
+    token = session.exec(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id)
+                         .with_for_update()).first()
+    if token is None:
+        raise NotFound("没有这个令牌。", "No such token.")
+    if token.revoked_at is not None:
+        raise Conflict("该令牌已被吊销。", "This token is already revoked.")
+    token.revoked_at = now or datetime.now(UTC)
+    session.add(token)
+    session.commit()
+    return token

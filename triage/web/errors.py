@@ -1,0 +1,103 @@
+"""One error renderer: domain and HTTP errors as a page or JSON, in the user's language."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from triage.db import get_session
+from triage.domain.errors import DomainError, InvalidInput
+from triage.web.extensions import current_lang
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    """Whether the client should get JSON (the API, or an explicit Accept)."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def _titles() -> dict[int, str]:
+    return {
+        400: _("Bad request"),
+        401: _("Please log in"),
+        403: _("You may not do this"),
+        404: _("Not found"),
+        405: _("Not allowed"),
+        409: _("Conflict"),
+        413: _("Too large"),
+        422: _("Please check your input"),
+        429: _("Too many requests"),
+        500: _("Something went wrong"),
+        503: _("Temporarily unavailable"),
+    }
+
+
+def render_error(status: int, message: str, errors: dict[str, str] | None = None) -> tuple[Response | str, int]:
+    """Render an error as JSON {message, errors: [{field, message}]} or as the error page."""
+    if wants_json():
+        body = {"message": message,
+                "errors": [{"field": f, "message": m} for f, m in (errors or {}).items()]}
+        return jsonify(body), status
+    title = _titles().get(status, _("Error"))
+    return render_template("errors/error.html", status=status, title=title, message=message,
+                           errors=errors or {}), status
+
+
+def _rollback() -> None:
+    try:
+        get_session().rollback()
+    except Exception:
+        log.warning("rollback after an error failed", exc_info=True)
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> tuple[Response | str, int]:
+        _rollback()
+        lang = current_lang()
+        errors = exc.messages(lang) if isinstance(exc, InvalidInput) else (
+            {exc.field: exc.text(lang)} if exc.field else {})
+        return render_error(exc.status, exc.text(lang), errors)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response | str, int] | HTTPException:
+        status = exc.code or 500
+        if status < 400:
+            return exc
+        messages = {
+            400: _("The request could not be understood. Please reload the page and try again."),
+            401: _("Please log in."),
+            403: _("Your role does not allow this."),
+            404: _("There is nothing at this address."),
+            405: _("This address does not accept this kind of request."),
+            413: _("What you sent is too large."),
+            429: _("Too many attempts. Please wait a minute and try again."),
+        }
+        message = messages.get(status, exc.description or _("Error"))
+        if status == 400 and "CSRF" in (exc.description or ""):
+            message = _("This form has expired. Please reload the page and submit it again.")
+        return render_error(status, message)
+
+    @app.errorhandler(OperationalError)
+    def _database(exc: OperationalError) -> tuple[Response | str, int]:
+        log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else "error")
+        _rollback()
+        return render_error(503, _("The system is busy or briefly unavailable. Nothing was lost; "
+                                   "please try again in a moment."))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response | str, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        _rollback()
+        return render_error(500, _("Something went wrong on our side. Please try again; "
+                                   "if it keeps happening, tell the staff."))

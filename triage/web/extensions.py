@@ -1,0 +1,114 @@
+"""Flask extensions: CSRF, login sessions, languages, rate limits and security headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, g, request, session
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+from sqlmodel import select
+
+from triage.db import get_session
+from triage.models import StaffUser
+
+LANGUAGES = ("zh", "en")
+
+csrf = CSRFProtect()
+babel = Babel()
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def current_lang() -> str:
+    """The language of this request: ?lang=, then the cookie, then the browser, then Chinese."""
+    if "lang" in g:
+        lang: str = g.lang
+        return lang
+    choice = request.args.get("lang") or request.cookies.get("lang")
+    if choice not in LANGUAGES:
+        choice = request.accept_languages.best_match(LANGUAGES, default="zh")
+    g.lang = choice
+    return choice or "zh"
+
+
+def _locale() -> str:
+    return current_lang()
+
+
+class LoginUser:
+    """The Flask-Login view of a staff account; the session id includes the account's epoch."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, user: StaffUser) -> None:
+        self.user = user
+        self.id = user.id
+        self.username = user.username
+        self.display_name = user.display_name
+        self.role = user.role
+
+    @property
+    def is_active(self) -> bool:
+        """Deactivated accounts cannot log in."""
+        return self.user.active
+
+    def get_id(self) -> str:
+        """Session identity; a password reset or deactivation changes it and ends old sessions."""
+        return f"{self.user.id}:{self.user.session_epoch}"
+
+
+@login_manager.user_loader
+def _load_user(identity: str) -> LoginUser | None:
+    try:
+        user_id, epoch = (int(part) for part in identity.split(":"))
+    except ValueError:
+        return None
+    user = get_session().exec(select(StaffUser).where(StaffUser.id == user_id)).first()
+    if user is None or not user.active or user.session_epoch != epoch:
+        return None
+    return LoginUser(user)
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+    if request.args.get("lang") in LANGUAGES:
+        response.set_cookie("lang", request.args["lang"], max_age=365 * 24 * 3600, samesite="Lax",
+                            httponly=True)
+    return response
+
+
+def _keep_session_fresh() -> None:
+    # Sessions expire after PERMANENT_SESSION_LIFETIME without activity.
+    session.permanent = True
+
+
+def init_app(app: Flask) -> None:
+    """Attach the extensions to `app`."""
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_locale)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    limiter.init_app(app)
+    app.before_request(_keep_session_fresh)
+    app.after_request(_security_headers)
+
+    @app.context_processor
+    def _template_globals() -> dict[str, Any]:
+        return {"lang": current_lang(), "LANGUAGES": LANGUAGES}
