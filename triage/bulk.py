@@ -20,20 +20,23 @@ import json
 import math
 import multiprocessing
 import random
+import secrets
 import time as clock
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from triage.domain.policy import Policy, Stream
 from triage.domain.reports import local_day_bounds
-from triage.models import utcnow
+from triage.models import Slot, utcnow
+from triage.services.core import ensure_slots
+from triage.services.staff import digest
 
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -715,3 +718,119 @@ def _save_counters(conn: Connection, dialect: str, counters: dict[tuple[date, st
         "INSERT INTO ticket_counter (day, stream, last_no) VALUES (:day, :stream, :last_no) "
         "ON CONFLICT (day, stream) DO UPDATE SET last_no = CASE WHEN excluded.last_no > ticket_counter.last_no "
         "THEN excluded.last_no ELSE ticket_counter.last_no END"), rows)
+
+
+# --- a day of bookings ---------------------------------------------------------------------------------------
+
+BOOKING_COLUMNS = (*ENCOUNTER_COLUMNS, "status_token_hash", "patient_phone", "party_id", "slot_id")
+BOOKING_SHARE = {Stream.GENERAL: 0.60, Stream.CHRONIC: 0.25, Stream.FEVER: 0.15}
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One generated booking: what its holder carries (the code and the status link's token)."""
+
+    reference: str
+    status_token: str
+    stream: str
+    arrived: bool
+
+
+def generate_bookings(
+    session: Session,
+    policy: Policy,
+    n: int,
+    *,
+    arrived: int = 0,
+    day: date | None = None,
+    now: datetime | None = None,
+    seed: int = 7,
+    workflow_name: str = "encounter",
+    workflow_version: str = "1",
+) -> list[Booking]:
+    """Write `n` online pre-screens booked into `day`'s free slots (default: today), as `submit_prescreen` would;
+    the last `arrived` of them are already checked in. Slot capacity is respected: ValueError when the day has
+    too few free places. Commits.
+    """
+    if not 0 <= arrived <= n:
+        raise ValueError("arrived must be between 0 and n")
+    now = now or utcnow()
+    day = day or policy.local(now).date()
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from its seed
+    free: dict[Stream, list[list[Any]]] = {}
+    for stream in BOOKING_SHARE:
+        if not policy.streams[stream].bookable_online:
+            continue
+        ensure_slots(session, policy, stream, day)
+        day_slots = session.exec(select(Slot).where(Slot.stream == stream.value, Slot.day == day)
+                                 .order_by(col(Slot.starts_at))).all()
+        free[stream] = [[s.id, s.starts_at, s.capacity - s.booked] for s in day_slots if s.capacity > s.booked]
+    if sum(slot[2] for slots in free.values() for slot in slots) < n:
+        raise ValueError(f"{day} has fewer than {n} free places in its slots: raise the capacities in the policy")
+
+    conn = session.connection()
+    writer = _Writer(conn)
+    fmt = _Formats(writer.dialect)
+    ts = fmt.ts
+    refs = _References(rng, set(), n)
+    next_id = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM encounter")).scalar_one()) + 1
+    cursor = {stream: 0 for stream in free}
+    now_epoch = _epoch(now)
+    rows: list[tuple[Any, ...]] = []
+    logs: list[tuple[Any, ...]] = []
+    assessments: list[tuple[Any, ...]] = []
+    bookings: list[Booking] = []
+    taken: dict[int, int] = {}
+    streams = list(free)
+    weights = _cumulative([BOOKING_SHARE[s] for s in streams])
+    for i in range(n):
+        stream = streams[_pick(weights, rng)]
+        while not free[stream]:  # this stream is full: another one
+            stream = next(s for s in streams if free[s])
+        # Round-robin over the stream's slots, so the bookings spread over the day.
+        slots = free[stream]
+        index = cursor[stream] % len(slots)
+        slot = slots[index]
+        taken[slot[0]] = taken.get(slot[0], 0) + 1
+        slot[2] -= 1
+        if not slot[2]:
+            slots.pop(index)
+        else:
+            cursor[stream] = index + 1
+        is_arrived = i >= n - arrived
+        starts = _epoch(slot[1] if slot[1].tzinfo else slot[1].replace(tzinfo=UTC))
+        created = now_epoch - int((0.5 + 4.5 * rng.random()) * 86400)
+        arrival = now_epoch - int(rng.random() * 1200) if is_arrived else None
+        age = int(min(max(rng.gauss(46, 22), 1), 98))  # infants are triaged by age in days: not in this mix
+        flags = "elderly" if age >= 65 else "child" if age < 14 else ""
+        sex = "F" if rng.random() < 0.52 else "M"
+        token = secrets.token_urlsafe(32)
+        reference = refs.next()
+        name = NAMES_FAMILY[int(rng.random() * len(NAMES_FAMILY))] + NAMES_GIVEN[int(rng.random() * len(NAMES_GIVEN))]
+        row_id = next_id + i
+        rows.append((
+            row_id, reference, "online", "arrived" if is_arrived else "booked", workflow_name, workflow_version,
+            policy.version, 3 if is_arrived else 2, name, age, sex, "zh", stream.value, None, None, flags, fmt.false,
+            5, 0 if flags else 1, ts(starts), ts(starts), fmt.day(day), None, None, None, None, ts(created),
+            ts(arrival), None, None, None, 0, None, None, ts(arrival or created + 5),
+            digest(token), f"13{rng.randrange(10**9):09d}", secrets.token_hex(8), slot[0],
+        ))
+        log = (row_id, None, None, None, None, None, None, stream.value, None, workflow_version, policy.version)
+        logs.append((row_id, ts(created), "create", None, "prescreened", None, "patient", *log[7:]))
+        logs.append((row_id, ts(created + 5), "book", "prescreened", "booked", None, "patient", *log[7:]))
+        if arrival is not None:
+            logs.append((row_id, ts(arrival), "check_in", "booked", "arrived", None, "staff", *log[7:]))
+        assessments.append((row_id, "online", ts(created), None, json.dumps({"age_years": age, "sex": sex}),
+                            _result(stream, None, _RULE[stream]), stream.value, None, None, None, fmt.false, None,
+                            policy.version))
+        bookings.append(Booking(reference, token, stream.value, is_arrived))
+    for i in range(0, n, BATCH):
+        writer.write("encounter", BOOKING_COLUMNS, rows[i:i + BATCH])
+    for i in range(0, len(logs), BATCH):
+        writer.write("transition_log", LOG_COLUMNS, logs[i:i + BATCH])
+    writer.write("assessment", ASSESSMENT_COLUMNS, assessments)
+    conn.execute(text("UPDATE slot SET booked = booked + :k WHERE id = :id"),
+                 [{"id": slot_id, "k": k} for slot_id, k in taken.items()])
+    writer.finish(("encounter", "transition_log", "assessment"))
+    session.commit()
+    return bookings
