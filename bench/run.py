@@ -67,9 +67,9 @@ class Scale:
     mix_seconds: float = 10.0
     connections: int = 16
     wrk_threads: int = 2
-    check_in_pool: int = 20_000
-    triage_pool: int = 16_000
-    mix_pool: int = 5_000
+    check_in_pool: int = 6_000
+    triage_pool: int = 6_000
+    mix_pool: int = 2_000
     engine_seconds: float = 3.0
 
 

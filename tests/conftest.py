@@ -75,6 +75,7 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
         "SESSION_COOKIE_SECURE": False,
         "REMEMBER_COOKIE_SECURE": False,
         "RATELIMIT_ENABLED": False,
+        "LIVE_CACHE_SECONDS": 0,  # boards and dashboard show every change at once (tests/test_ttlcache.py)
         **overrides,
     }
     forget_cached_policy()

@@ -772,7 +772,7 @@ def generate_bookings(
     writer = _Writer(conn)
     fmt = _Formats(writer.dialect)
     ts = fmt.ts
-    refs = _References(rng, set(), n)
+    refs = _References(rng, {row[0] for row in conn.execute(text("SELECT reference FROM encounter"))}, n)
     next_id = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM encounter")).scalar_one()) + 1
     cursor = {stream: 0 for stream in free}
     now_epoch = _epoch(now)

@@ -45,6 +45,9 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
         BABEL_DEFAULT_LOCALE="zh",
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
         MAX_CONTENT_LENGTH=256 * 1024,
+        # Boards and the dashboard, polled by many screens, are computed at most once per this many seconds
+        # per worker (see triage/ttlcache.py); 0 computes every poll.
+        LIVE_CACHE_SECONDS=float(os.environ.get("TRIAGE_LIVE_CACHE_SECONDS", "2")),
         # Reverse proxies in front of the app (nginx...): trust this many X-Forwarded-* hops.
         PROXY_HOPS=int(os.environ.get("TRIAGE_PROXY_HOPS", "0")),
         TESTING=False,

@@ -94,6 +94,8 @@ class Encounter(SQLModel, table=True):
         Index("ix_encounter_created", "created_at"),
         # Supervisors' reads: what ended today (dashboard, workflow diagram) without scanning the year.
         Index("ix_encounter_ended", "ended_at", "state", "stream"),
+        # A phone's open bookings (the limit per number at pre-screening) and the look-up by code and phone.
+        Index("ix_encounter_phone", "patient_phone"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

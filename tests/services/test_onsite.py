@@ -580,3 +580,22 @@ def test_ticket_numbers_stay_unique_when_nurses_triage_at_the_same_instant(app: 
 ])
 def test_stored_reasons_are_read_in_either_form(result: dict[str, Any], zh: list[str], en: list[str]) -> None:
     assert onsite.reason_texts(result, "zh") == zh and onsite.reason_texts(result, "en") == en
+
+
+def test_the_head_of_a_long_queue_has_the_whole_queues_counts(app: Flask, session: Session) -> None:
+    """A clinic screen reads the next patients only; its counts and overdue figures are the whole line's."""
+    policy, wf = base_policy(), workflow()
+    for i in range(5):
+        ticketed(session, Stream.EMERGENCY, name=f"病人{i}",
+                 override=onsite.Override(Stream.EMERGENCY, 2 + i % 3, "test: mixed levels"))
+    # Two of them have waited long: past the level-2 (10 min) or level-3 (30 min) target, not level 4's.
+    rows = session.exec(select(Encounter).where(Encounter.state == "waiting").order_by(col(Encounter.id))).all()
+    for enc, minutes in zip(rows, (45, 35, 25, 0, 0), strict=True):
+        enc.queued_at = utcnow() - timedelta(minutes=minutes)
+        session.add(enc)
+    session.commit()
+    full = onsite.read_queue(session, stream=Stream.EMERGENCY, policy=policy, workflow=wf)
+    head = onsite.read_queue(session, stream=Stream.EMERGENCY, policy=policy, workflow=wf, waiting_limit=2)
+    assert [e.encounter.id for e in head.waiting] == [e.encounter.id for e in full.waiting][:2]
+    assert head.waiting_total == full.waiting_total == 5
+    assert head.overdue == full.overdue == 2

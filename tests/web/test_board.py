@@ -173,3 +173,14 @@ def test_a_board_refresh_runs_two_statements(app: Flask, client: FlaskClient, pa
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(seen) == 2, seen
+
+
+def test_many_screens_polling_one_board_share_one_computation_per_interval(app: Flask, client: FlaskClient) -> None:
+    app.config["LIVE_CACHE_SECONDS"] = 60
+    _ticket(app, Stream.FEVER, "张一", call=True)
+    url = f"/board/fever/partial?key={_key(app, 'fever')}"
+    first = client.get(url, headers=EN).text
+    _ticket(app, Stream.FEVER, "李二", call=True)
+    assert client.get(url, headers=EN).text == first  # within the interval: the same fragment, not recomputed
+    app.extensions["triage.live_cache"].clear()  # the interval has passed
+    assert client.get(url, headers=EN).text != first

@@ -244,7 +244,7 @@ def test_unknown_case_is_404(nurse: FlaskClient) -> None:
 # --- performance guard ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("patients", [2, 25])
+@pytest.mark.parametrize("patients", [2, 60])
 def test_the_queue_partial_runs_a_fixed_number_of_statements(app: Flask, nurse: FlaskClient, patients: int) -> None:
     for i in range(patients):
         _ticket(app, name=f"P{i}", age=20 + i)
@@ -262,5 +262,5 @@ def test_the_queue_partial_runs_a_fixed_number_of_statements(app: Flask, nurse: 
     finally:
         event.remove(engine, "before_cursor_execute", count)
     encounter_reads = [s for s in seen if "FROM encounter" in s]
-    assert len(encounter_reads) == 1, seen
-    assert len(seen) <= 2, seen  # the logged-in user, the queue
+    assert len(encounter_reads) == 3, seen  # called and in consultation, the head of the line, its counts
+    assert len(seen) <= 4, seen  # and the logged-in user

@@ -12,11 +12,12 @@ import enum
 import importlib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import and_, case, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -640,16 +641,40 @@ class QueueView:
     called: list[QueueEntry] = field(default_factory=list)
     waiting: list[QueueEntry] = field(default_factory=list)
     in_consultation: list[QueueEntry] = field(default_factory=list)
+    # Counted over the whole queue when `waiting` holds only its head (read_queue's waiting_limit).
+    waiting_count: int | None = None
+    overdue_count: int | None = None
+
+    @property
+    def waiting_total(self) -> int:
+        """How many patients wait, shown or not."""
+        return len(self.waiting) if self.waiting_count is None else self.waiting_count
 
     @property
     def overdue(self) -> int:
         """How many waiting patients are past their target."""
+        if self.overdue_count is not None:
+            return self.overdue_count
         return sum(1 for e in self.waiting if e.wait.overdue)
 
     @property
     def entries(self) -> list[QueueEntry]:
         """Every live entry: called, waiting, then in consultation."""
         return [*self.called, *self.waiting, *self.in_consultation]
+
+
+def _waiting_counts(session: Session, stream: Stream, spec: Any, now: datetime) -> tuple[int, int]:
+    """How many wait in a stream, and how many of them past their acuity's target (one aggregate query)."""
+    levels = [level for level in spec.wait_target_minutes if level is not None]
+    queued_at, cn_level = col(Encounter.queued_at), col(Encounter.cn_level)
+    late = [and_(cn_level == level, queued_at < now - timedelta(minutes=spec.wait_target(level))) for level in levels]
+    other = cn_level.is_(None) | cn_level.not_in(levels) if levels else true()
+    late.append(and_(other, queued_at < now - timedelta(minutes=spec.wait_target(None))))
+    overdue = func.sum(case((or_(*late), 1), else_=0))
+    total, late_count = session.execute(
+        sa_select(func.count(), overdue).where(col(Encounter.state) == "waiting",
+                                               col(Encounter.stream) == stream.value)).one()
+    return int(total), int(late_count or 0)
 
 
 def _live_queue(streams: Sequence[Stream]) -> Any:
@@ -660,12 +685,24 @@ def _live_queue(streams: Sequence[Stream]) -> Any:
 
 
 def read_queue(session: Session, *, stream: Stream, policy: Policy, workflow: Workflow,
-               now: datetime | None = None) -> QueueView:
-    """A stream's live queue in queue order with waits against target (one indexed query)."""
+               now: datetime | None = None, waiting_limit: int | None = None) -> QueueView:
+    """A stream's live queue in queue order with waits against target (one indexed query).
+
+    With `waiting_limit`, only the head of the waiting line is read (a clinic's screen: the next patients),
+    and the line's length and overdue count come from one aggregate query, whatever its length.
+    """
     now = now or utcnow()
     spec = policy.streams[stream]
     view = QueueView(stream)
-    for encounter in session.exec(_live_queue([stream])):
+    rows: Iterable[Encounter]
+    if waiting_limit is None:
+        rows = session.exec(_live_queue([stream]))
+    else:
+        others = session.exec(_live_queue([stream]).where(col(Encounter.state) != "waiting")).all()
+        head = session.exec(_live_queue([stream]).where(col(Encounter.state) == "waiting").limit(waiting_limit)).all()
+        rows = [*others, *head]
+        view.waiting_count, view.overdue_count = _waiting_counts(session, stream, spec, now)
+    for encounter in rows:
         target = spec.wait_target(encounter.cn_level)
         wait = measure_wait(queued_at=encounter.queued_at, called_at=encounter.called_at, now=now,
                             target_minutes=target)

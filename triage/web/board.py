@@ -23,7 +23,7 @@ from triage.domain.policy import Stream
 from triage.services import onsite
 from triage.web.access import SUPERVISORS, staff_required
 from triage.web.desk import template_helpers
-from triage.web.extensions import current_lang, login_manager
+from triage.web.extensions import current_lang, live_cache, login_manager
 
 bp = Blueprint("board", __name__, url_prefix="/board")
 bp.context_processor(template_helpers)
@@ -106,7 +106,11 @@ def partial(area: str) -> Response:
     refused = _authorise(area)
     if refused is not None:
         return refused
-    response = current_app.make_response(render_template("board/_board.html", **_context(area)))
+    # Every screen of an area polls the same fragment: render it once per interval (per worker).
+    key = ("board", area, current_lang(), bool(request.args.get("key")))
+    html = live_cache().get(key, current_app.config["LIVE_CACHE_SECONDS"],
+                            lambda: render_template("board/_board.html", **_context(area)))
+    response = current_app.make_response(html)
     response.headers["Cache-Control"] = "no-cache"
     response.add_etag()
     return response.make_conditional(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, g, request, session
+from flask import Flask, Response, current_app, g, request, session
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from triage.db import get_session
 from triage.models import StaffUser
+from triage.ttlcache import TTLCache
 
 LANGUAGES = ("zh", "en")
 
@@ -112,3 +113,9 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _template_globals() -> dict[str, Any]:
         return {"lang": current_lang(), "LANGUAGES": LANGUAGES}
+
+
+def live_cache() -> TTLCache[Any]:
+    """The application's cache of polled pages (boards, dashboard)."""
+    cache: TTLCache[Any] = current_app.extensions.setdefault("triage.live_cache", TTLCache())
+    return cache

@@ -58,11 +58,16 @@ def _labels(lang: str) -> dict[str, str]:
     return labels
 
 
+# A clinic's screen shows the head of its waiting line (the counts cover all of it): the next patients are
+# what a nurse calls, and a line of thousands would make every poll slow.
+QUEUE_HEAD = 50
+
+
 def _context(stream: Stream) -> dict[str, Any]:
     session = get_session()
     policy = effective_policy(session)
     wf = workflow()
-    view = onsite.read_queue(session, stream=stream, policy=policy, workflow=wf)
+    view = onsite.read_queue(session, stream=stream, policy=policy, workflow=wf, waiting_limit=QUEUE_HEAD)
     lang = current_lang()
     return {"view": view, "stream": stream, "policy": policy, "L": _labels(lang),
             "facilities": [(f.code, f.name(lang)) for f in policy.referral_facilities],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -31,7 +31,7 @@ from triage.services import reports as report_service
 from triage.services.contacts import AffectedBooking
 from triage.web.access import SUPERVISORS, staff_required
 from triage.web.desk import template_helpers
-from triage.web.extensions import current_lang
+from triage.web.extensions import current_lang, live_cache
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 bp.context_processor(template_helpers)
@@ -64,11 +64,15 @@ def _policy() -> Policy:
 # --- dashboard ---------------------------------------------------------------------------------------------
 
 
+def _dashboard(policy: Policy) -> oversight.Dashboard:
+    """Today's dashboard; every supervisor's screen polls it, so it is computed once per interval per worker."""
+    return live_cache().get(("dashboard", policy.version), current_app.config["LIVE_CACHE_SECONDS"],
+                            lambda: oversight.dashboard(get_session(), policy=policy, workflow=workflow()))
+
+
 def _dashboard_context() -> dict[str, Any]:
-    session = get_session()
     policy = _policy()
-    board = oversight.dashboard(session, policy=policy, workflow=workflow())
-    return {"board": board, "policy": policy, "wall": request.args.get("wall") == "1"}
+    return {"board": _dashboard(policy), "policy": policy, "wall": request.args.get("wall") == "1"}
 
 
 @bp.get("/")
@@ -91,7 +95,7 @@ def live() -> str:
 def charts() -> Response:
     """Today's chart data: arrivals against booked slots, waits over the day, stream mix, waits per acuity."""
     lang = current_lang()
-    board = oversight.dashboard(get_session(), policy=_policy(), workflow=workflow())
+    board = _dashboard(_policy())
     streams = [s for s in Stream]
     body = {
         "day": board.day.isoformat(),
