@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export TRIAGE_SECURE_COOKIES ?= 0
 
-.PHONY: run test test-postgres install install-dev translations db demo lint typecheck check bench clean serve
+.PHONY: run test test-postgres install install-dev translations db demo lint typecheck audit check bench clean serve
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,17 @@ typecheck: install-dev
 	$(BIN)/mypy triage
 	$(BIN)/mypy --strict --follow-imports=silent triage/domain triage/workflow.py triage/services
 
-check: lint typecheck
+# bandit over the code; pip-audit over the pinned requirements. pip-audit fails on a known vulnerability; when
+# no vulnerability database is reachable (a machine that only reaches a package mirror) it says so loudly.
+audit: install-dev
+	$(BIN)/bandit -q -c pyproject.toml -r triage
+	@out=$$($(BIN)/pip-audit -r requirements.txt --progress-spinner off 2>&1); status=$$?; \
+	if [ $$status -ne 0 ]; then echo "$$out"; exit $$status; fi; \
+	echo "$$out" | head -n 1; \
+	if echo "$$out" | grep -q "could not be audited"; then \
+	  echo "WARNING: pip-audit could not reach a vulnerability database: the requirements were NOT audited" >&2; fi
+
+check: lint typecheck audit
 
 bench: install-dev
 	$(BIN)/python -m bench.run

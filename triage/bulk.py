@@ -204,7 +204,7 @@ class _Writer:
             else:
                 marks = ", ".join("?" for _ in columns)
                 # Table and column names are this module's constants, never input.
-                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
+                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608  # nosec B608
         finally:
             cursor.close()
 
@@ -217,7 +217,7 @@ class _Writer:
         cursor = self.raw.cursor()
         try:
             for table in tables:
-                sql = (f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - constant names
+                sql = (f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - constant names  # nosec B608
                        f"GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table}), 1))")
                 cursor.execute(sql)
         finally:
@@ -287,7 +287,7 @@ def generate_encounters(
     end_day = end_day or now.astimezone(tz).date()
     first_day = end_day - timedelta(days=days - 1)
     now_epoch = _epoch(now)
-    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from its seed
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from its seed  # nosec B311
     conn, commit = _connection(session_or_engine)
     writer = _Writer(conn)
     fmt = _Formats(writer.dialect)
@@ -756,7 +756,7 @@ def generate_bookings(
         raise ValueError("arrived must be between 0 and n")
     now = now or utcnow()
     day = day or policy.local(now).date()
-    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from its seed
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from its seed  # nosec B311
     free: dict[Stream, list[list[Any]]] = {}
     for stream in BOOKING_SHARE:
         if not policy.streams[stream].bookable_online:

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_SECRET = "dev-only-secret-do-not-use-in-production"  # noqa: S105 - refused outside debug/testing
+DEV_SECRET = "dev-only-secret-do-not-use-in-production"  # noqa: S105 - refused outside debug/testing  # nosec B105
 
 
 class ConfigError(RuntimeError):

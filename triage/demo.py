@@ -20,7 +20,7 @@ from triage.models import Encounter, Role, StaffUser, utcnow
 from triage.notify import LoggingNotifier
 from triage.services import Actor, create_user
 
-DEMO_PASSWORD = "triage-demo"  # noqa: S105 - documented demo logins, for a local demo only
+DEMO_PASSWORD = "triage-demo"  # noqa: S105 - documented demo logins, for a local demo only  # nosec B105
 DEMO_STAFF = (
     ("nurse", Role.NURSE, "王护士 Nurse Wang"),
     ("supervisor", Role.SUPERVISOR, "李主管 Supervisor Li"),
@@ -139,7 +139,7 @@ def load_cases(session: Session, *, echo: Callable[[str], object] = print) -> in
     nurse = session.exec(select(StaffUser).where(StaffUser.username == "nurse")).one()
     actor = Actor.staff(nurse)
     now = utcnow()
-    rng = random.Random(2020)  # noqa: S311 - demo phone numbers, not secrets
+    rng = random.Random(2020)  # noqa: S311 - demo phone numbers, not secrets  # nosec B311
     made = 0
 
     def phone() -> str:
