@@ -13,7 +13,9 @@ from flask.testing import FlaskClient
 from tests.conftest import PASSWORD, make_app
 from triage import create_app
 from triage.config import ConfigError
+from triage.hospital import forget_cached_policy
 from triage.models import Role, StaffUser
+from triage.services import create_user
 
 
 def test_production_refuses_to_start_with_the_default_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,3 +156,23 @@ def test_unknown_page_is_a_friendly_404(client: FlaskClient) -> None:
     assert response.status_code == 404 and "There is nothing at this address." in response.text
     api = client.get("/api/v1/no-such-thing")
     assert api.status_code == 404 and api.json is not None and api.json["message"]
+
+
+def test_the_session_cookie_is_secure_httponly_and_same_site_by_default(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRIAGE_SECURE_COOKIES", raising=False)  # the production default, not `make run`'s
+    forget_cached_policy()
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url,
+                      "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+    with app.app_context():
+        s = app.extensions["triage.db"].session()
+        create_user(s, username="cookie-nurse", password=PASSWORD, role=Role.NURSE)
+        s.close()
+    response = app.test_client().post("/login", data={"username": "cookie-nurse", "password": PASSWORD})
+    assert response.status_code == 302
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"secure", "httponly", "samesite"} <= flags, cookie
+    assert "samesite=lax" in cookie.lower()
+    app.extensions["triage.db"].dispose()

@@ -98,7 +98,7 @@ def parse_log_filter(*, staff: str | None, stream: str | None, day: str | None, 
     errors: dict[str, tuple[str, str]] = {}
     staff_id = parsed_stream = parsed_day = before_id = None
     if (staff or "").strip():
-        if not str(staff).strip().isdigit():
+        if not str(staff).strip().isdecimal():
             errors["staff"] = ("请选择员工。", "Choose a member of staff.")
         else:
             staff_id = int(str(staff).strip())
@@ -113,7 +113,7 @@ def parse_log_filter(*, staff: str | None, stream: str | None, day: str | None, 
         except ValueError:
             errors["day"] = ("请输入日期，例如 2026-11-22。", "Enter a date like 2026-11-22.")
     if (before or "").strip():
-        if not str(before).strip().isdigit():
+        if not str(before).strip().isdecimal():
             errors["before"] = ("页码无效。", "Invalid page.")
         else:
             before_id = int(str(before).strip())

@@ -37,7 +37,7 @@ def find(session: Session, week_text: str) -> WeeklyBaseline | None:
 
 def _volume(value: Any, field: str, errors: dict[str, tuple[str, str]]) -> int:
     text = str(value if value is not None else "").strip().replace(",", "")
-    if not text.isdigit() or int(text) > MAX_VOLUME:
+    if not text.isdecimal() or int(text) > MAX_VOLUME:  # isdecimal: "²" is a digit that int() cannot read
         errors[field] = ("请输入非负整数（就诊人次）。", "Enter a whole number of visits (0 or more).")
         return 0
     return int(text)

@@ -58,7 +58,7 @@ def parse_proposal(policy: Policy, *, region_risk_level: Any, capacities: Mappin
         if not text:
             parsed[stream] = policy.streams[stream].capacity_per_slot
             continue
-        if not text.isdigit() or int(text) > CAPACITY_MAX:
+        if not text.isdecimal() or int(text) > CAPACITY_MAX:  # isdecimal: "²" is a digit int() cannot read
             errors[f"capacity_{stream.value}"] = (f"请输入 0–{CAPACITY_MAX} 之间的整数。",
                                                   f"Enter a whole number from 0 to {CAPACITY_MAX}.")
             continue

@@ -437,6 +437,17 @@ class VisitView:
         return self.reason_en if lang == "en" else self.reason_zh
 
 
+def _route_reason(reasons: Any, *keys: str) -> str:
+    """The text of the first routing reason in a stored list of reasons, or "".
+
+    Reads both stored forms (the pre-screen's "message", the on-site {"zh", "en"}) and tolerates anything else.
+    """
+    for reason in reasons if isinstance(reasons, list) else []:
+        if isinstance(reason, Mapping) and str(reason.get("rule", "")).startswith("ROUTE-"):
+            return next((str(reason[key]) for key in keys if reason.get(key)), "")
+    return ""
+
+
 def visit_view(session: Session, encounter: Encounter, policy: Policy, now: datetime | None = None) -> VisitView:
     """The status of one visit as the patient sees it."""
     now = now or utcnow()
@@ -447,10 +458,9 @@ def visit_view(session: Session, encounter: Encounter, policy: Policy, now: date
     eligible = False
     if row is not None:
         eligible = bool(row.result.get("online_followup_eligible"))
-        reason_zh = next((r["message"] for r in row.result.get("reasons", [])
-                          if str(r.get("rule", "")).startswith("ROUTE-")), "")
-        reason_en = next((r["message"] for r in row.result.get("reasons_en", [])
-                          if str(r.get("rule", "")).startswith("ROUTE-")), "")
+        reason_zh = _route_reason(row.result.get("reasons"), "message", "zh")
+        reason_en = _route_reason(row.result.get("reasons_en"), "message") or _route_reason(
+            row.result.get("reasons"), "en")
     slot_end = None
     if encounter.slot_id is not None:
         slot = session.get(Slot, encounter.slot_id)

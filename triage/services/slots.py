@@ -101,16 +101,16 @@ def parse_slot_key(key: str | None, policy: Policy) -> datetime | None:
     if not text:
         return None
     try:
-        local = datetime.strptime(text, SLOT_KEY_FORMAT)
+        named = datetime.strptime(text, SLOT_KEY_FORMAT)
     except ValueError:
         try:
-            parsed = datetime.fromisoformat(text)
+            named = datetime.fromisoformat(text)
         except ValueError:
             return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=policy.timezone)
-        return parsed.astimezone(UTC)
-    return local.replace(tzinfo=policy.timezone).astimezone(UTC)
+    try:
+        return named.replace(tzinfo=named.tzinfo or policy.timezone).astimezone(UTC)
+    except OverflowError:  # "0001-01-01 00:00" east of UTC: no slot is that early
+        return None
 
 
 def is_bookable(policy: Policy, stream: Stream) -> bool:

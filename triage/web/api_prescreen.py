@@ -260,7 +260,7 @@ def list_slots() -> Response:
                                        "stream must be fever, general or chronic.")}) from None
     first, last = booking_window(policy, now)
     days = [first.fromordinal(d) for d in range(first.toordinal(), last.toordinal() + 1)]
-    if request.args.get("day"):
+    if "day" in request.args:  # present but empty is a malformed day, not "any day"
         try:
             days = [date.fromisoformat(request.args["day"])]
         except ValueError:

@@ -406,7 +406,7 @@ def triage_form(reference: str) -> Response | tuple[str, int]:
         return _render_triage(form, encounter, records, onsite.preview(encounter, data, policy=policy))
     try:
         override = form.override()
-        version = int(form.version.data) if (form.version.data or "").isdigit() else None
+        version = int(form.version.data) if (form.version.data or "").isdecimal() else None
         decision = onsite.triage(session, reference=encounter.reference, data=data, override=override,
                                  policy=policy, workflow=workflow(), actor=_actor(),
                                  may_lower_critical=_may_lower_critical(), expected_version=version)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from triage.db import get_session
 from triage.domain.errors import DomainError, InvalidInput
-from triage.web.extensions import current_lang
+from triage.hospital import base_policy
+from triage.web.extensions import current_lang, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,19 @@ def render_error(status: int, message: str, errors: dict[str, str] | None = None
                 "errors": [{"field": f, "message": m} for f, m in (errors or {}).items()]}
         return jsonify(body), status
     title = _titles().get(status, _("Error"))
-    return render_template("errors/error.html", status=status, title=title, message=message,
-                           errors=errors or {}), status
+    context = {"status": status, "title": title, "message": message, "errors": errors or {}}
+    try:
+        return render_template("errors/error.html", **context), status
+    except OperationalError:
+        # The page around the message reads the database (who is logged in, the patient pages' live policy): with
+        # the database out of reach that would fail in turn and leave a bare 500 instead of the "try again" page.
+        # Render the template alone, without the context processors, as a visitor sees it.
+        _rollback()
+        lang = current_lang()
+        page = current_app.jinja_env.get_template("errors/error.html").render(
+            lang=lang, hospital_name=base_policy().hospital_name(lang), current_user=login_manager.anonymous_user(),
+            **context)
+        return page, status
 
 
 def _rollback() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request, session
+from flask import Flask, Response, abort, current_app, g, request, session
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlmodel import select
 
 from triage.db import get_session
+from triage.domain.errors import InvalidInput
 from triage.models import StaffUser
 from triage.ttlcache import TTLCache
 
@@ -94,6 +95,31 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def usable_text(text: str) -> bool:
+    """Whether text can be stored and shown: no NUL (PostgreSQL refuses it) and no lone surrogate (not encodable)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_unusable_requests() -> None:
+    """Before any view: a body over MAX_CONTENT_LENGTH is 413 even where the view would not read it, and text that
+    no database column can hold (in the address, the query or a form) is 422 naming the field."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        abort(413)
+    # The JSON API reads its bodies through api.json_body, which checks them the same way.
+    form = request.form.items(multi=True) if not request.path.startswith("/api/") else ()
+    for key, value in (*(request.view_args or {}).items(), *request.args.items(multi=True), *form):
+        if not all(usable_text(text) for text in (key, value) if isinstance(text, str)):
+            field = key if isinstance(key, str) and usable_text(key) else "body"
+            raise InvalidInput({field: ("文字不能含有空字符（NUL）。", "Text cannot contain a NUL character.")})
+
+
 def _keep_session_fresh() -> None:
     # Sessions expire after PERMANENT_SESSION_LIFETIME without activity.
     session.permanent = True
@@ -107,6 +133,7 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
     limiter.init_app(app)
+    app.before_request(_refuse_unusable_requests)
     app.before_request(_keep_session_fresh)
     app.after_request(_security_headers)
 

@@ -346,9 +346,14 @@ def _render_visit(encounter: Encounter) -> str:
 
 
 @bp.get("/s/<token>")
+@limiter.limit(limit("PRESCREEN_LOOKUP_LIMIT"), deduct_when=failed_lookup)
 def status(token: str) -> str:
     """The status page behind the secret link (bookmark it; it was also sent by text message)."""
-    encounter = find_by_token(get_session(), token)
+    try:
+        encounter = find_by_token(get_session(), token)
+    except NotFound:
+        g.lookup_failed = True  # guessing links costs from the same budget as guessing codes
+        raise
     grant(encounter.reference, token)
     return _render_visit(encounter)
 

@@ -7,6 +7,7 @@ JSON API validate the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import date
 from typing import Any, ClassVar
@@ -58,6 +59,8 @@ def _number(raw: str | None, *, whole: bool) -> float | int | None:
     for ch in "０１２３４５６７８９":  # full-width digits from a Chinese keyboard
         text = text.replace(ch, str("０１２３４５６７８９".index(ch)))
     value = float(text)  # ValueError is turned into the field's message by the caller
+    if not math.isfinite(value):  # "inf", "1e999", "nan": no age, weeks or temperature
+        raise ValueError(text)
     if whole:
         if value != int(value):
             raise ValueError(text)

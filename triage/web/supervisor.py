@@ -274,7 +274,7 @@ def policy_confirm() -> BaseResponse | tuple[str, int]:
     except InvalidInput as exc:
         _field_errors(form, exc)
         return _policy_page(form, 422)
-    based_on = int(form.based_on.data) if (form.based_on.data or "").isdigit() else -1
+    based_on = int(form.based_on.data) if (form.based_on.data or "").isdecimal() else -1
     try:
         change = policy_admin.apply_proposal(session, base=base_policy(), proposal=proposal,
                                              actor=Actor.staff(g.staff), based_on=based_on)

@@ -1,0 +1,143 @@
+"""Secrets: status links cannot be guessed or brute-forced, sessions end on the server, nothing is stored in clear.
+
+What the other files already prove is not repeated here: the staff login's rate limit, its CSRF token and the
+browser forgetting an old session (tests/web/test_auth.py); failed look-ups and API status reads being rate
+limited (test_prescreen_form.py, test_api_prescreen.py); every form's CSRF token (test_access_matrix.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner
+from sqlmodel import SQLModel
+
+from tests.conftest import PASSWORD, make_app
+from tests.web.prescreen_support import api_body, db, open_day
+from triage.models import Role, StaffUser
+from triage.services import staff
+from triage.services.prescreen import TOKEN_BYTES
+
+pytestmark = pytest.mark.db
+
+URLSAFE = set(string.ascii_letters + string.digits + "-_")
+
+
+def _prescreen(client: FlaskClient, app: Flask, phone: str = "13800138000") -> dict[str, str]:
+    body = api_body(preferred_day=open_day(app).isoformat(), phone=phone)
+    response = client.post("/api/v1/prescreenings", json=body)
+    assert response.status_code == 201, response.json
+    return response.json  # type: ignore[return-value]
+
+
+# --- status links ---------------------------------------------------------------------------------------------
+
+
+def test_status_links_carry_256_random_bits(client: FlaskClient, app: Flask) -> None:
+    tokens = [_prescreen(client, app, f"1390000000{i}")["status_token"] for i in range(3)]
+    assert TOKEN_BYTES * 8 >= 256
+    for token in tokens:
+        assert len(token) >= 43 and set(token) <= URLSAFE  # 43 url-safe characters: 6 bits each
+    assert len(set(tokens)) == len(tokens)
+
+
+def test_guessing_status_links_is_rate_limited_but_opening_ones_own_is_not(database_url: str) -> None:
+    app = make_app(database_url, RATELIMIT_ENABLED=True, PRESCREEN_LOOKUP_LIMIT="3 per minute")
+    client = app.test_client()
+    own = _prescreen(app.test_client(), app)["status_token"]
+    assert [client.get(f"/prescreen/s/{own}").status_code for _ in range(5)] == [200] * 5
+    guesses = [client.get(f"/prescreen/s/{secrets.token_urlsafe(32)}").status_code for _ in range(4)]
+    assert guesses == [404, 404, 404, 429]
+    assert client.get(f"/prescreen/s/{own}").status_code == 429  # this address is out of guesses for now
+    assert app.test_client().get(f"/prescreen/s/{own}", environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 200
+    app.extensions["triage.db"].dispose()
+
+
+def test_guessing_one_visits_phone_number_from_many_addresses_is_rate_limited(database_url: str) -> None:
+    app = make_app(database_url, RATELIMIT_ENABLED=True, PRESCREEN_LOOKUP_PER_CODE_LIMIT="3 per hour")
+    reference = _prescreen(app.test_client(), app)["reference"]
+    statuses = [app.test_client().post("/prescreen/lookup", data={"reference": reference, "phone": f"1390000{i:04d}"},
+                                       environ_base={"REMOTE_ADDR": f"10.0.{i}.1"}).status_code for i in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    other = app.test_client().post("/prescreen/lookup", data={"reference": "ZZZZ-ZZZZ", "phone": "13900000000"},
+                                   environ_base={"REMOTE_ADDR": "10.0.9.1"})
+    assert other.status_code == 200  # another code has its own budget
+    app.extensions["triage.db"].dispose()
+
+
+# --- sessions -------------------------------------------------------------------------------------------------
+
+
+def test_the_server_refuses_a_session_older_than_its_lifetime(
+    app: Flask, login: Callable[[Role], FlaskClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The browser would drop the expired cookie by itself; a copied cookie must fail on the server too. The
+    # signed cookie carries its time: move the server's clock instead of waiting for the configured lifetime.
+    lifetime = int(app.permanent_session_lifetime.total_seconds())
+    assert timedelta(seconds=lifetime) <= timedelta(hours=12)
+    offset = [0]
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: int(time.time()) + offset[0])
+    nurse = login(Role.NURSE)
+    assert nurse.get("/desk/").status_code == 200
+    offset[0] += lifetime - 60
+    assert nurse.get("/desk/").status_code == 200  # in use: each request starts the lifetime again
+    offset[0] += lifetime - 60
+    assert nurse.get("/desk/").status_code == 200
+    offset[0] += lifetime + 60  # left alone longer than the lifetime
+    response = nurse.get("/desk/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+
+
+# --- stored secrets -------------------------------------------------------------------------------------------
+
+
+def _strong(password_hash: str) -> bool:
+    """A slow, salted, modern scheme: scrypt (N >= 2^15), PBKDF2 (>= 600,000 rounds) or argon2."""
+    name, *params = password_hash.split("$", 1)[0].split(":")
+    if name == "scrypt":
+        return int(params[0]) >= 2**15
+    if name == "pbkdf2":
+        return int(params[1]) >= 600_000
+    return name.startswith("argon2")
+
+
+def test_passwords_are_stored_with_a_slow_salted_hash(app: Flask, make_user: Callable[..., StaffUser]) -> None:
+    first, second = make_user("wang", Role.NURSE), make_user("li", Role.NURSE)
+    assert _strong(first.password_hash) and PASSWORD not in first.password_hash
+    assert first.password_hash != second.password_hash  # same password, different salt
+    with db(app) as s:
+        reset = staff.reset_password(s, user_id=first.id or 0, password="another-long-password")
+        assert _strong(reset.password_hash) and staff.authenticate(s, "wang", "another-long-password") is not None
+
+
+def _every_stored_value(app: Flask) -> str:
+    with db(app) as s:
+        rows = [row for table in SQLModel.metadata.sorted_tables
+                for row in s.execute(table.select())]
+    return "\n".join(str(value) for row in rows for value in row)
+
+
+def test_the_database_holds_no_password_link_or_token_in_clear(
+    app: Flask, client: FlaskClient, login: Callable[[Role], FlaskClient], make_user: Callable[..., StaffUser]
+) -> None:
+    status_token = _prescreen(client, app)["status_token"]
+    system = make_user("ward-system", Role.NURSE)
+    issued = login(Role.ADMIN).post(f"/admin/staff/{system.id}/tokens", data={"label": "ward system"})
+    found = re.search(r'value="(trg_[^"]+)"', issued.text)
+    assert issued.status_code == 201 and found is not None
+    api_token = found.group(1)
+    assert client.get("/api/v1/queues/general", headers={"Authorization": f"Bearer {api_token}"}).status_code == 200
+    stored = _every_stored_value(app)
+    for secret in (status_token, api_token, PASSWORD):
+        assert secret not in stored
+    for secret in (status_token, api_token):
+        assert hashlib.sha256(secret.encode()).hexdigest() in stored  # only the digest, to recognise it
