@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel
 
@@ -24,6 +25,12 @@ from triage.services import create_user
 
 PG_URL = os.environ.get("TRIAGE_TEST_DATABASE_URL")
 PASSWORD = "correct-horse-battery"
+
+# Property tests run the same examples on every run, so CI never fails by chance on a case the last run did not
+# try; `HYPOTHESIS_PROFILE=explore make test` searches afresh (then keep whatever it finds as a fixed test).
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from flask import Flask
 from sqlmodel import Session, select
@@ -119,6 +120,15 @@ def db(app: Flask) -> Iterator[Session]:
 def open_app(database_url: str, folder: Path, **overrides: Any) -> Flask:
     """A test app whose clinics never close."""
     return make_app(database_url, POLICY_PATH=str(always_open_policy(folder)), **overrides)
+
+
+@pytest.fixture(name="app")
+def always_open_app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """The app on a fresh database, with clinics that never close (routing, booking, check-in and triage work at
+    any hour). A test module takes it as its `app` by importing it."""
+    application = open_app(database_url, tmp_path)
+    yield application
+    application.extensions["triage.db"].dispose()
 
 
 def version_of(app: Flask, reference: str) -> int:

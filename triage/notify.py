@@ -2,8 +2,8 @@
 
 Use cases call `queue_message(...)` inside their transaction: it records a `Notification` row
 (status "pending", the phone masked, secrets such as a status link redacted) so a rolled-back booking
-never sends a message. After the commit they call `deliver(...)`, which hands each message to the
-configured `Notifier` and records whether it went out.
+never sends a message. They commit with `commit_and_deliver(...)`, which then hands each message to
+the configured `Notifier` and records whether it went out.
 
 Which notifier runs is configuration (`NOTIFIER`, environment `TRIAGE_NOTIFIER`):
 
@@ -97,25 +97,34 @@ def queue_message(
     return Outgoing(row=row, phone=phone, body=body)
 
 
-def deliver(session: Session, notifier: Notifier, messages: Iterable[Outgoing | None]) -> None:
-    """Send committed messages and record each outcome; a failed delivery never undoes the use case."""
-    changed = False
-    for message in messages:
-        if message is None:
-            continue
-        # A log line reaches no patient: it gets the recorded text, with secret links redacted.
-        body = message.row.body if notifier.channel == "log" else message.body
+def commit_and_deliver(session: Session, notifier: Notifier, messages: Iterable[Outgoing | None]) -> None:
+    """Commit the use case with its queued messages, then send them and record each outcome.
+
+    A failed delivery never undoes the use case: it is recorded as failed. The log notifier cannot fail and
+    reaches no patient, so its messages are recorded as logged in the use case's own transaction, and the
+    log lines (the recorded text, secret links redacted) are written after the commit.
+    """
+    queued = [message for message in messages if message is not None]
+    if notifier.channel == "log":
+        for message in queued:
+            message.row.status = LOGGED
+            session.add(message.row)
+        session.commit()
+        for message in queued:
+            notifier.send(message.phone, message.row.body)
+        return
+    session.commit()
+    for message in queued:
         try:
-            notifier.send(message.phone, body)
+            notifier.send(message.phone, message.body)
         except Exception:
             log.exception("could not deliver a message to %s through %s",
                           mask_phone(message.phone), notifier.channel)
             message.row.status = FAILED
         else:
-            message.row.status = LOGGED if notifier.channel == "log" else SENT
+            message.row.status = SENT
         session.add(message.row)
-        changed = True
-    if changed:
+    if queued:
         session.commit()
 
 

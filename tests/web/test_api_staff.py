@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,21 +11,19 @@ from flask.testing import FlaskClient
 from sqlmodel import select
 
 from tests.conftest import PASSWORD
-from tests.onsite_support import db, open_app, prescreened, state_of, ticketed
+from tests.onsite_support import (
+    always_open_app,  # noqa: F401 - the `app` fixture of this module
+    db,
+    prescreened,
+    state_of,
+    ticketed,
+)
 from triage.domain.policy import Stream
 from triage.models import Encounter, Role
 from triage.services import create_user, issue_token
 
 VITALS: dict[str, Any] = {"temperature_c": 36.6, "heart_rate": 78, "respiratory_rate": 16, "sbp": 122,
                           "spo2": 98, "avpu": "A"}
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The app with clinics that never close."""
-    application = open_app(database_url, tmp_path)
-    yield application
-    application.extensions["triage.db"].dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +11,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from tests.onsite_support import db, open_app, staff_actor, ticketed
+from tests.onsite_support import (
+    always_open_app,  # noqa: F401 - the `app` fixture of this module
+    db,
+    open_app,
+    staff_actor,
+    ticketed,
+)
 from triage.domain.policy import Stream
 from triage.hospital import base_policy, workflow
 from triage.models import Encounter, Role
 from triage.services import onsite
 
 EN = {"Accept-Language": "en"}
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The app with clinics that never close."""
-    application = open_app(database_url, tmp_path)
-    yield application
-    application.extensions["triage.db"].dispose()
 
 
 def _key(app: Flask, area: str) -> str:

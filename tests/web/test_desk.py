@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,21 +12,21 @@ from flask.testing import FlaskClient
 from sqlmodel import col, select
 
 from tests.conftest import PASSWORD
-from tests.onsite_support import db, open_app, prescreened, state_of, ticketed, version_of
+from tests.onsite_support import (
+    always_open_app,  # noqa: F401 - the `app` fixture of this module
+    db,
+    open_app,
+    prescreened,
+    state_of,
+    ticketed,
+    version_of,
+)
 from triage.models import Assessment, Encounter, Role, StaffUser
 from triage.services import create_user, format_reference
 
 EN = {"Accept-Language": "en"}
 VITALS = {"temperature_c": "36.6", "heart_rate": "78", "respiratory_rate": "16", "sbp": "122", "spo2": "98",
           "avpu": "A", "pain_nrs": "1"}
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The app with clinics that never close (routing independent of the clock)."""
-    application = open_app(database_url, tmp_path)
-    yield application
-    application.extensions["triage.db"].dispose()
 
 
 @pytest.fixture

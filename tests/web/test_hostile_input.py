@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -41,7 +40,13 @@ from sqlmodel import SQLModel
 from werkzeug.test import TestResponse
 
 from tests.conftest import PASSWORD
-from tests.onsite_support import db, open_app, prescreened, staff_actor, ticketed
+from tests.onsite_support import (
+    always_open_app,  # noqa: F401 - the `app` fixture of this module
+    db,
+    prescreened,
+    staff_actor,
+    ticketed,
+)
 from tests.web.prescreen_support import api_body, open_day
 from triage.domain.policy import Stream
 from triage.domain.vocabulary import CONDITIONS, EXPOSURES, NEEDS, SYMPTOMS
@@ -383,14 +388,6 @@ def workflow_of(app: Flask) -> Any:
     """The app's case workflow."""
     with app.app_context():
         return workflow()
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The app with clinics that never close, so check-in, triage and booking work at any hour."""
-    application = open_app(database_url, tmp_path)
-    yield application
-    application.extensions["triage.db"].dispose()
 
 
 @pytest.fixture

@@ -21,8 +21,6 @@ A failure means the API or its document is wrong: fix whichever is wrong, never 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,7 +39,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import PASSWORD
-from tests.onsite_support import db, open_app, prescreened, staff_actor, ticketed
+from tests.onsite_support import (
+    always_open_app,  # noqa: F401 - the `app` fixture of this module
+    db,
+    prescreened,
+    staff_actor,
+    ticketed,
+)
 from triage.domain.policy import Stream
 from triage.hospital import effective_policy, workflow
 from triage.models import Role
@@ -58,14 +62,6 @@ EXAMPLES_PER_OPERATION = 25  # x 11 operations: about 10 s in all
 # under pytest 9.2: it sets a private attribute pytest no longer has.)
 DOCUMENT = json.loads(json.dumps(openapi_document()))
 schema = schemathesis.openapi.from_dict(DOCUMENT)
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The app with clinics that never close, so check-in and triage succeed at any hour."""
-    application = open_app(database_url, tmp_path)
-    yield application
-    application.extensions["triage.db"].dispose()
 
 
 @pytest.fixture

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,20 +13,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, update
 from sqlmodel import col
 
-from tests.onsite_support import db, open_app, state_of, ticketed, version_of
+from tests.onsite_support import (
+    always_open_app,  # noqa: F401 - the `app` fixture of this module
+    db,
+    state_of,
+    ticketed,
+    version_of,
+)
 from triage.domain.policy import Stream
 from triage.models import Encounter, Role, utcnow
 from triage.services import onsite
 
 EN = {"Accept-Language": "en"}
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The app with clinics that never close."""
-    application = open_app(database_url, tmp_path)
-    yield application
-    application.extensions["triage.db"].dispose()
 
 
 @pytest.fixture

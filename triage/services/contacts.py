@@ -19,7 +19,7 @@ from triage.domain.assessment import assess
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
 from triage.models import Assessment, CallbackRequest, ContactAttempt, Encounter, PolicyChange, TransitionLog, utcnow
-from triage.notify import Notifier, deliver
+from triage.notify import Notifier, commit_and_deliver
 from triage.services.core import Actor, format_reference
 from triage.services.prescreen import (
     LIVE_BOOKING_STATES,
@@ -241,8 +241,7 @@ def staff_online_followup(session: Session, *, reference: str, workflow: Workflo
                      zh=f"您的就诊（编号 {format_reference(encounter.reference)}）已改为线上复诊，无需到院。",
                      en=f"Your visit (code {format_reference(encounter.reference)}) is now an online follow-up: "
                         f"no need to come in.")
-    session.commit()
-    deliver(session, notifier, [message])
+    commit_and_deliver(session, notifier, [message])
     return encounter
 
 

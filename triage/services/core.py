@@ -139,8 +139,9 @@ def transition(
     encounter.state = case.state
     encounter.version += 1
     encounter.updated_at = now
-    for effect in spec.effects:
-        EFFECTS[effect](session, encounter, facts, policy, now)
+    with session.no_autoflush:  # the effects' own statements need none of this: one UPDATE of the case, below
+        for effect in spec.effects:
+            EFFECTS[effect](session, encounter, facts, policy, now)
     if workflow.is_final(encounter.state):
         encounter.ended_at = now
     session.add(encounter)
@@ -159,7 +160,7 @@ def transition(
             policy_version=policy.version,
         )
     )
-    session.flush()
+    # Not flushed here: the caller's next query or its commit writes the case once, however many transitions.
 
 
 def log_entry(

@@ -313,7 +313,6 @@ def _triage_locked(
         policy_version=policy.version,
     )
     session.add(record)
-    session.flush()
     return Decision(encounter, record, result, escort_for(encounter))
 
 

@@ -36,7 +36,7 @@ from triage.domain.policy import Policy, Stream
 from triage.domain.queue import estimated_wait_minutes, priority_sort
 from triage.domain.vocabulary import EXPOSURES, SYMPTOM_BY_CODE
 from triage.models import Assessment, CallbackRequest, ContactAttempt, Encounter, Origin, Slot, utcnow
-from triage.notify import Notifier, Outgoing, deliver, queue_message
+from triage.notify import Notifier, Outgoing, commit_and_deliver, queue_message
 from triage.services.core import (
     PATIENT,
     SYSTEM,
@@ -134,6 +134,7 @@ class PrescreenOutcome:
     decision: Decision
     status_token: str
     slot: Slot | None
+    view: VisitView  # the visit as the patient sees it now
     alternatives: list[SlotOffer] = field(default_factory=list)
 
     @property
@@ -263,12 +264,20 @@ def submit_prescreen(
     notifier: Notifier,
     status_link: LinkBuilder | None = None,
     now: datetime | None = None,
+    checked: Decision | None = None,
 ) -> PrescreenOutcome:
-    """Validate, assess (online), create and route one pre-screen; book its slot; commits, then notifies."""
+    """Validate, assess (online), create and route one pre-screen; book its slot; commits, then notifies.
+
+    `checked` is the decision of `check_prescreen` for this request, found without errors in this same
+    session's transaction: the caller has checked it already and it is not done twice.
+    """
     now = now or utcnow()
-    decision, errors = check_prescreen(session, request=request, policy=policy, now=now)
-    if errors:
-        raise InvalidInput(errors)
+    if checked is None:
+        decision, errors = check_prescreen(session, request=request, policy=policy, now=now)
+        if errors:
+            raise InvalidInput(errors)
+    else:
+        decision = checked
     data = _engine_input(request.answers)
     assert decision.stream is not None
     stream = decision.stream
@@ -297,7 +306,8 @@ def submit_prescreen(
     session.add(encounter)
     session.flush()
     log_entry(session, encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
-    session.add(_assessment_row(encounter, data, decision, now))
+    assessment = _assessment_row(encounter, data, decision, now)
+    session.add(assessment)
 
     slot: Slot | None = None
     alternatives: list[SlotOffer] = []
@@ -326,10 +336,11 @@ def submit_prescreen(
             alternatives = next_free_slots(session, policy, stream, after=preferred, now=now)
     session.add(encounter)
     outgoing = [_message_after_submit(session, encounter, policy, token, status_link)]
-    session.commit()
-    deliver(session, notifier, outgoing)
+    commit_and_deliver(session, notifier, outgoing)
+    view = visit_view(session, encounter, policy, now, assessment=assessment,
+                      open_callback=encounter.disposition == ONLINE_FOLLOWUP)
     return PrescreenOutcome(encounter=encounter, decision=decision, status_token=token, slot=slot,
-                            alternatives=alternatives)
+                            alternatives=alternatives, view=view)
 
 
 def _rules(decision: Decision) -> str:
@@ -448,12 +459,17 @@ def _route_reason(reasons: Any, *keys: str) -> str:
     return ""
 
 
-def visit_view(session: Session, encounter: Encounter, policy: Policy, now: datetime | None = None) -> VisitView:
-    """The status of one visit as the patient sees it."""
+def visit_view(session: Session, encounter: Encounter, policy: Policy, now: datetime | None = None, *,
+               assessment: Assessment | None = None, open_callback: bool | None = None) -> VisitView:
+    """The status of one visit as the patient sees it.
+
+    `assessment` (its online assessment) and `open_callback` (whether a callback request waits) are read from
+    the database unless the caller, which has just written them, knows them.
+    """
     now = now or utcnow()
     stream_code = encounter.stream or encounter.provisional_stream
     stream = Stream(stream_code) if stream_code else None
-    row = online_assessment(session, encounter)
+    row = assessment or online_assessment(session, encounter)
     reason_zh = reason_en = ""
     eligible = False
     if row is not None:
@@ -469,8 +485,10 @@ def visit_view(session: Session, encounter: Encounter, policy: Policy, now: date
     wait = None
     if position is not None and stream is not None:
         wait = estimated_wait_minutes(position - 1, policy.streams[stream].consultation_minutes)
-    open_callback = session.exec(select(CallbackRequest.id).where(
-        CallbackRequest.encounter_id == encounter.id, col(CallbackRequest.handled_at).is_(None))).first() is not None
+    if open_callback is None:
+        open_callback = session.exec(select(CallbackRequest.id).where(
+            CallbackRequest.encounter_id == encounter.id,
+            col(CallbackRequest.handled_at).is_(None))).first() is not None
     live = encounter.state in LIVE_BOOKING_STATES and not is_stale(encounter, policy, now)
     return VisitView(
         encounter=encounter, stream=stream,
@@ -540,8 +558,7 @@ def move_visit(
     message = patient_message(session, encounter, policy,
                      zh=f"您的就诊时间已改为 {when_zh}，编号 {format_reference(encounter.reference)}。",
                      en=f"Your visit is now {when_en}, code {format_reference(encounter.reference)}.")
-    session.commit()
-    deliver(session, notifier, [message])
+    commit_and_deliver(session, notifier, [message])
     return encounter
 
 
@@ -579,8 +596,7 @@ def cancel_visit(
     else:
         message = patient_message(session, encounter, policy, zh=f"您的预约（编号 {ref}）已取消。",
                          en=f"Your visit (code {ref}) is cancelled.")
-    session.commit()
-    deliver(session, notifier, [message])
+    commit_and_deliver(session, notifier, [message])
     return encounter
 
 
@@ -606,8 +622,7 @@ def choose_online_followup(
                         f"医院线上门诊将致电联系您。",
                      en=f"You chose online follow-up (code {format_reference(encounter.reference)}): no need to "
                         f"come in. The hospital's online clinic will call you.")
-    session.commit()
-    deliver(session, notifier, [message])
+    commit_and_deliver(session, notifier, [message])
     return encounter
 
 
@@ -637,8 +652,7 @@ def request_callback(
                      zh=f"已收到您的回电请求（编号 {format_reference(encounter.reference)}），工作人员会尽快致电。",
                      en=f"We have your callback request (code {format_reference(encounter.reference)}); "
                         f"staff will call you soon.")
-    session.commit()
-    deliver(session, notifier, [message])
+    commit_and_deliver(session, notifier, [message])
     return request
 
 

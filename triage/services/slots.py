@@ -210,14 +210,38 @@ def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date,
 
     Slots in outpatient hours come first: a 24-hour fever clinic should not hand a patient who asked
     for "tomorrow" a slot at midnight; night slots are there for those who choose them.
+    One statement in the common case: the day's slot rows, locked in id order (as `lock_slots` locks them,
+    so a patient moving between slots cannot deadlock with this booking on PostgreSQL).
     """
-    offers = free_slots(session, policy, stream, day, now)
-    offers.sort(key=lambda o: (not policy.outpatient_hours.is_open(o.local_start), o.starts_at))
-    for offer in offers:
-        slot = slot_for_booking(session, policy, stream, offer.starts_at, now)
-        if slot.booked < slot.capacity:
-            return slot
-    return None
+    first, last = booking_window(policy, now)
+    spec = policy.streams[stream]
+    if not is_bookable(policy, stream) or not first <= day <= last:
+        return None
+    rows = _locked_day(session, stream, day)
+    if not rows:
+        ensure_slots(session, policy, stream, day)
+        rows = _locked_day(session, stream, day)
+    by_start = {aware(row.starts_at): row for row in rows}
+    candidates = []
+    for start in spec.slot_starts(day):
+        local = datetime.combine(day, start, tzinfo=policy.timezone)
+        row = by_start.get(local.astimezone(UTC))
+        if row is not None and aware(row.starts_at) > now and row.booked < spec.capacity_per_slot:
+            candidates.append((not policy.outpatient_hours.is_open(local), aware(row.starts_at), row))
+    if not candidates:
+        return None
+    slot = min(candidates, key=lambda c: (c[0], c[1]))[2]
+    if slot.capacity != spec.capacity_per_slot:  # the policy's capacity is the truth (a supervisor's change)
+        slot.capacity = spec.capacity_per_slot
+        session.add(slot)
+        session.flush()  # before the booking's atomic "booked < capacity" update reads it
+    return slot
+
+
+def _locked_day(session: Session, stream: Stream, day: date) -> list[Slot]:
+    return list(session.exec(
+        select(Slot).where(Slot.stream == stream.value, Slot.day == day).order_by(col(Slot.id))
+        .with_for_update().execution_options(populate_existing=True)))
 
 
 def chosen_slot(session: Session, policy: Policy, stream: Stream, key: str, now: datetime,

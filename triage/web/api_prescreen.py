@@ -190,13 +190,12 @@ def create_prescreening() -> tuple[Response, int]:
         outcome = submit_prescreen(
             get_session(), request=prescreen, workflow=workflow(), policy=policy,
             notifier=notifier_for(current_app),
-            status_link=lambda token: url_for("prescreen.status", token=token, _external=True))
+            status_link=lambda token: url_for("prescreen.status", token=token, _external=True), checked=decision)
     except InvalidInput as exc:
         raise InvalidInput({_field(k): v for k, v in exc.errors.items()}) from None
     g.prescreen_created = True
     e = outcome.encounter
-    view = visit_view(get_session(), e, policy)
-    result = status_json(view, policy, lang)
+    result = status_json(outcome.view, policy, lang)
     result.update({
         "status_url": url_for("prescreen.status", token=outcome.status_token, _external=True),
         "status_token": outcome.status_token,

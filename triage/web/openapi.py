@@ -41,16 +41,16 @@ ASSESSMENT_INPUT: dict[str, Any] = {
         "glucose_mmol_l": _NUM,
         "potassium_mmol_l": _NUM,
         "anc_x10e9_l": _NUM,
-        "symptoms": {"type": "array", "items": {"type": "string"}},
-        "epi": {"type": "object", "properties": {
+        "symptoms": {"type": ["array", "null"], "items": {"type": "string"}},
+        "epi": {"type": ["object", "null"], "properties": {
             k: {"type": ["boolean", "null"]} for k in (
                 "mid_high_risk_area_14d", "contact_case_14d",
                 "contact_febrile_from_case_community_14d", "cluster_14d")}},
-        "chronic_conditions": {"type": "array", "items": {"type": "string"}},
-        "needs": {"type": "array", "items": {"type": "string"}},
+        "chronic_conditions": {"type": ["array", "null"], "items": {"type": "string"}},
+        "needs": {"type": ["array", "null"], "items": {"type": "string"}},
         "requested_prescription_weeks": _INT,
         "arrival_mode": {"type": ["string", "null"], "enum": ["online", "walk_in", "ambulance", "carried", None]},
-        "context": {"type": "object", "properties": {
+        "context": {"type": ["object", "null"], "properties": {
             "at": {"type": "string", "format": "date-time"},
             "outpatient_open": {"type": "boolean"},
             "region_risk_level": {"type": "string", "enum": ["low", "medium", "high"]}}},
@@ -106,6 +106,15 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document served at /api/v1/openapi.json."""
+    document = _document()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            # Any request whose address or query carries text no database can hold (a NUL character) is refused.
+            operation["responses"].setdefault("422", _error("Invalid input, with a message per field"))
+    return document
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {

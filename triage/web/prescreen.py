@@ -305,7 +305,7 @@ def start() -> BaseResponse | str | tuple[str, int]:
                                other_errors=other)
     outcome = submit_prescreen(
         get_session(), request=prescreen, workflow=workflow(), policy=policy, notifier=_notifier(),
-        status_link=lambda token: url_for("prescreen.status", token=token, _external=True))
+        status_link=lambda token: url_for("prescreen.status", token=token, _external=True), checked=decision)
     g.prescreen_created = True
     reference = outcome.encounter.reference
     grant(reference, outcome.status_token)

@@ -1,0 +1,107 @@
+"""The write requests of the morning peak stay lean: one transaction and a fixed number of statements each.
+
+Counted on both engines with SQLAlchemy's `before_cursor_execute`, on SQLite and PostgreSQL. A change that adds
+a query per request (an N+1, a second transaction, a re-read after the commit) fails here before it shows in
+`make bench`. The budgets are what the code needs today; lower them when a statement goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from tests.conftest import PASSWORD
+from tests.onsite_support import (
+    always_open_app,  # noqa: F401 - the `app` fixture of this module
+    db,
+    prescreened,
+)
+from tests.web.prescreen_support import api_body, open_day
+from triage.models import Role
+from triage.services import create_user, issue_token
+
+VITALS = {"temperature_c": 36.7, "heart_rate": 78, "respiratory_rate": 16, "sbp": 126, "spo2": 98, "avpu": "A",
+          "symptoms": [], "epi": {"mid_high_risk_area_14d": False, "contact_case_14d": False,
+                                  "contact_febrile_from_case_community_14d": False, "cluster_14d": False}}
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every statement sent to the database meanwhile (BEGIN included, PRAGMA not)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith("PRAGMA"):
+            seen.append(" ".join(statement.split()))
+
+    database = app.extensions["triage.db"]
+    engines = {database.engine, database.read_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+def transactions(seen: list[str], app: Flask) -> int:
+    """How many transactions the statements ran in (SQLite's BEGIN is a statement; PostgreSQL's is implicit)."""
+    if app.extensions["triage.db"].is_sqlite:
+        return sum(s.upper().startswith("BEGIN") for s in seen)
+    return 1 if seen else 0
+
+
+def work(seen: list[str]) -> list[str]:
+    return [s for s in seen if not s.upper().startswith("BEGIN")]
+
+
+@pytest.fixture
+def bearer(app: Flask, client: FlaskClient) -> dict[str, str]:
+    """A nurse's API token, on a server that has read its policy already (it is cached, as a running server's)."""
+    assert client.get("/api/v1/slots?stream=general").status_code == 200
+    with db(app) as s:
+        nurse = create_user(s, username="desk", password=PASSWORD, role=Role.NURSE)
+        return {"Authorization": f"Bearer {issue_token(s, user=nurse, label='desk')}"}
+
+
+def test_a_pre_screen_is_one_transaction_of_eleven_statements(app: Flask, client: FlaskClient) -> None:
+    day = open_day(app).isoformat()
+    client.post("/api/v1/prescreenings", json=api_body(phone="13900000001", preferred_day=day))  # creates the slots
+    with statements(app) as seen:
+        response = client.post("/api/v1/prescreenings", json=api_body(phone="13900000002", preferred_day=day))
+    assert response.status_code == 201, response.json
+    assert response.json["state"] == "booked"
+    assert transactions(seen, app) == 1, seen
+    assert len(work(seen)) <= 11, work(seen)
+
+
+def test_a_check_in_is_one_transaction_of_four_statements(app: Flask, client: FlaskClient,
+                                                          bearer: dict[str, str]) -> None:
+    with db(app) as s:
+        reference = prescreened(s).reference
+    with statements(app) as seen:
+        response = client.post(f"/api/v1/encounters/{reference}/check-in", json={}, headers=bearer)
+    assert response.status_code == 200, response.json
+    assert transactions(seen, app) == 1, seen
+    assert len(work(seen)) <= 4, work(seen)  # the token, the case (locked), the case written, the audit row
+
+
+def test_a_triage_decision_is_one_transaction_of_seven_statements(app: Flask, client: FlaskClient,
+                                                                  bearer: dict[str, str]) -> None:
+    with db(app) as s:
+        reference = prescreened(s).reference
+    assert client.post(f"/api/v1/encounters/{reference}/check-in", json={}, headers=bearer).status_code == 200
+    with statements(app) as seen:
+        response = client.post(f"/api/v1/encounters/{reference}/triage", json=VITALS, headers=bearer)
+    assert response.status_code == 200, response.json
+    assert transactions(seen, app) == 1, seen
+    # the token, the case (locked), the ticket number, the case written once for both transitions (triage, then
+    # queue), their two audit rows, the assessment
+    assert len(work(seen)) <= 7, work(seen)
