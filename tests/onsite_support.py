@@ -18,7 +18,8 @@ from triage.config import ROOT
 from triage.domain.policy import Stream
 from triage.hospital import base_policy, workflow
 from triage.models import Assessment, Encounter, Origin, StaffUser, utcnow
-from triage.services import Actor, log_entry, new_encounter, onsite
+from triage.services import Actor, log_entry, new_encounter, onsite, store
+from triage.services.store import EncounterRecord
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -48,7 +49,7 @@ def staff_actor(session: Session, username: str = "desk-nurse") -> Actor:
 def prescreened(session: Session, *, name: str = "张三明", age: int = 40, sex: str = "M",
                 symptoms: list[str] | None = None, epi: dict[str, bool] | None = None,
                 state: str = "prescreened", visit_day_offset: int | None = 0,
-                provisional: Stream = Stream.GENERAL, temperature: float | None = None) -> Encounter:
+                provisional: Stream = Stream.GENERAL, temperature: float | None = None) -> EncounterRecord:
     """A case pre-screened online (with its online assessment row), as the pre-screening module leaves it."""
     policy, wf = base_policy(), workflow()
     now = utcnow()
@@ -58,9 +59,8 @@ def prescreened(session: Session, *, name: str = "张三明", age: int = 40, sex
     encounter = new_encounter(origin=Origin.ONLINE, state="prescreened", workflow=wf, policy=policy, now=now,
                               patient_name=name, age_years=age, sex=sex, provisional_stream=provisional.value,
                               **fields)
-    session.add(encounter)
-    session.flush()
-    log_entry(session, encounter, workflow=wf, policy=policy, actor=onsite_patient(), now=now)
+    log_entry(encounter, workflow=wf, policy=policy, actor=onsite_patient(), now=now)
+    store.save(session, encounter)
     inputs: dict[str, Any] = {"stage": "online", "age_years": age, "sex": sex, "symptoms": symptoms or [],
                               "epi": epi or {}}
     if temperature is not None:
@@ -71,7 +71,7 @@ def prescreened(session: Session, *, name: str = "张三明", age: int = 40, sex
                            recommended_stream=provisional.value, final_stream=provisional.value,
                            policy_version=policy.version))
     encounter.state = state
-    session.add(encounter)
+    store.save(session, encounter)
     session.commit()
     return encounter
 
@@ -90,7 +90,7 @@ FEVER_VITALS: dict[str, Any] = {**GENERAL_VITALS, "temperature_c": 38.4}
 
 def ticketed(session: Session, stream: Stream = Stream.GENERAL, *, name: str = "李四", age: int = 40,
              override: onsite.Override | None = None, vitals: dict[str, Any] | None = None,
-             actor: Actor | None = None) -> Encounter:
+             actor: Actor | None = None) -> EncounterRecord:
     """A walk-in triaged into `stream` and waiting in its queue."""
     policy, wf = base_policy(), workflow()
     actor = actor or staff_actor(session)

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from triage.hospital import base_policy, workflow
 from triage.models import Assessment, Encounter, Origin, TransitionLog
-from triage.services import new_encounter
+from triage.services import new_encounter, store
 
 TZ = ZoneInfo("Asia/Shanghai")
 _TICKETS = itertools.count(1)
@@ -57,9 +57,7 @@ def case(session: Session, *, state: str, stream: str | None = None, provisional
                       ticket=f"{(stream or 'general')[0].upper()}-{number:03d}")
     fields.update(extra)
     encounter = new_encounter(origin=origin, state=state, workflow=wf, policy=policy, now=local(first), **fields)
-    session.add(encounter)
-    session.flush()
-    return encounter
+    return store.save(session, encounter)
 
 
 def assessment(session: Session, encounter: Encounter, *, stage: str, at: str, recommended: str,

@@ -23,31 +23,30 @@ from triage.services import (
     log_entry,
     new_encounter,
     next_ticket_number,
+    store,
     transition,
 )
+from triage.services.slots import day_slots
+from triage.services.store import EncounterRecord, SlotRecord
 from triage.workflow import TransitionNotAllowed
 
 NURSE = Actor("staff", None)
 
 
-def _encounter(session: Session, state: str, **fields: object) -> Encounter:
+def _encounter(session: Session, state: str, **fields: object) -> EncounterRecord:
     now = utcnow()
     enc = new_encounter(origin=Origin.ONLINE, state=state, workflow=workflow(), policy=base_policy(), now=now,
                         **fields)
-    session.add(enc)
-    session.flush()
-    return enc
+    return store.save(session, enc)
 
 
-def _future_slot(session: Session) -> Slot:
+def _future_slot(session: Session) -> SlotRecord:
     policy = base_policy()
     day = policy.local(utcnow()).date() + timedelta(days=1)
     while not policy.streams[Stream.FEVER].slot_starts(day):
         day += timedelta(days=1)
     ensure_slots(session, policy, Stream.FEVER, day)
-    slot = session.exec(select(Slot).where(Slot.stream == "fever", Slot.day == day)).first()
-    assert slot is not None
-    return slot
+    return day_slots(session, Stream.FEVER, day)[0]
 
 
 def _facts_for(session: Session, trigger: str) -> Facts:
@@ -84,6 +83,7 @@ def test_every_legal_transition_changes_state_bumps_version_and_writes_audit(
         version = enc.version
         transition(session, enc, trigger, workflow=workflow(), policy=base_policy(), actor=SYSTEM,
                    facts=_facts_for(session, trigger))
+        store.save(session, enc)
         session.commit()
         assert enc.state == dest
         assert enc.version == version + 1
@@ -183,6 +183,7 @@ def test_a_slot_is_never_booked_beyond_capacity(app: Flask, session: Session) ->
             try:
                 transition(session, enc, "book", workflow=workflow(), policy=base_policy(), actor=SYSTEM,
                            facts=Facts(slot=slot))
+                store.save(session, enc)
                 session.commit()
                 booked.append(enc.id)
             except Conflict as error:
@@ -198,6 +199,7 @@ def test_cancelling_releases_the_slot(app: Flask, session: Session) -> None:
         enc = _encounter(session, "prescreened")
         transition(session, enc, "book", workflow=workflow(), policy=base_policy(), actor=SYSTEM,
                    facts=Facts(slot=slot))
+        store.save(session, enc)
         session.commit()
         apply_event(session, reference=enc.reference, trigger="cancel", workflow=workflow(),
                     policy=base_policy(), actor=SYSTEM)
@@ -208,10 +210,11 @@ def test_cancelling_releases_the_slot(app: Flask, session: Session) -> None:
 def test_entry_is_logged_and_only_at_an_entry_state(app: Flask, session: Session) -> None:
     with app.app_context():
         enc = _encounter(session, "arrived")
-        log_entry(session, enc, workflow=workflow(), policy=base_policy(), actor=NURSE, now=utcnow())
+        log_entry(enc, workflow=workflow(), policy=base_policy(), actor=NURSE, now=utcnow())
+        store.save(session, enc)
         session.commit()
         rows = session.exec(select(TransitionLog).where(TransitionLog.encounter_id == enc.id)).all()
         assert [(r.trigger, r.from_state, r.to_state) for r in rows] == [("create", None, "arrived")]
         bad = _encounter(session, "waiting")
         with pytest.raises(Conflict):
-            log_entry(session, bad, workflow=workflow(), policy=base_policy(), actor=NURSE, now=utcnow())
+            log_entry(bad, workflow=workflow(), policy=base_policy(), actor=NURSE, now=utcnow())

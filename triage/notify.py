@@ -1,9 +1,9 @@
 """Outgoing messages to patients through ONE interface (141 §5, 004 §4.5: keep patients informed).
 
-Use cases call `queue_message(...)` inside their transaction: it records a `Notification` row
-(status "pending", the phone masked, secrets such as a status link redacted) so a rolled-back booking
-never sends a message. They commit with `commit_and_deliver(...)`, which then hands each message to
-the configured `Notifier` and records whether it went out.
+Use cases build their messages with `queue_message(...)` and commit with `commit_and_deliver(...)`, which
+records a `Notification` row for each in the use case's transaction (the phone masked, secrets such as a
+status link redacted), so a rolled-back booking never sends a message; after the commit it hands each
+message to the configured `Notifier` and records whether it went out.
 
 Which notifier runs is configuration (`NOTIFIER`, environment `TRIAGE_NOTIFIER`):
 
@@ -23,9 +23,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session
 
 from triage.models import Notification, utcnow
+
+NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +71,24 @@ def mask_phone(phone: str | None) -> str:
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outgoing:
-    """A queued message: its recorded row and the full text (which may hold a secret link)."""
+    """A message to send: what is recorded (phone masked, secrets redacted) and the full text, once recorded."""
 
-    row: Notification
+    encounter_id: int | None
+    channel: str
+    recipient: str  # masked
+    recorded: str
     phone: str
     body: str
+    id: int | None = None
+
+
+_RECORD = insert(NOTIFICATION).returning(NOTIFICATION.c.id)
+_STATUS = update(NOTIFICATION).where(NOTIFICATION.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
 
 
 def queue_message(
-    session: Session,
     *,
     phone: str,
     body: str,
@@ -86,45 +96,49 @@ def queue_message(
     channel: str,
     redact: Iterable[str] = (),
 ) -> Outgoing:
-    """Record a message in the caller's transaction (phone masked, secrets redacted); send it after commit."""
+    """A message of the caller's use case (phone masked, secrets redacted); `commit_and_deliver` records it in
+    the use case's transaction and sends it after the commit."""
     recorded = body
     for secret in redact:
         if secret:
             recorded = recorded.replace(secret, REDACTED)
-    row = Notification(encounter_id=encounter_id, at=utcnow(), channel=channel,
-                       recipient=mask_phone(phone)[:32], body=recorded, status=PENDING)
-    session.add(row)
-    return Outgoing(row=row, phone=phone, body=body)
+    return Outgoing(encounter_id=encounter_id, channel=channel, recipient=mask_phone(phone)[:32], recorded=recorded,
+                    phone=phone, body=body)
 
 
 def commit_and_deliver(session: Session, notifier: Notifier, messages: Iterable[Outgoing | None]) -> None:
-    """Commit the use case with its queued messages, then send them and record each outcome.
+    """Record the messages in the use case's transaction and commit it, then send them and record each outcome.
 
     A failed delivery never undoes the use case: it is recorded as failed. The log notifier cannot fail and
     reaches no patient, so its messages are recorded as logged in the use case's own transaction, and the
     log lines (the recorded text, secret links redacted) are written after the commit.
     """
     queued = [message for message in messages if message is not None]
-    if notifier.channel == "log":
-        for message in queued:
-            message.row.status = LOGGED
-            session.add(message.row)
-        session.commit()
-        for message in queued:
-            notifier.send(message.phone, message.row.body)
-        return
+    logged = notifier.channel == "log"
+    conn = session.connection()
+    now = utcnow()
+    for message in queued:
+        message.id = conn.execute(_RECORD, {
+            "encounter_id": message.encounter_id, "at": now, "channel": message.channel,
+            "recipient": message.recipient, "body": message.recorded, "status": LOGGED if logged else PENDING,
+        }).scalar_one()
     session.commit()
+    if logged:
+        for message in queued:
+            notifier.send(message.phone, message.recorded)
+        return
+    outcomes = []
     for message in queued:
         try:
             notifier.send(message.phone, message.body)
         except Exception:
             log.exception("could not deliver a message to %s through %s",
                           mask_phone(message.phone), notifier.channel)
-            message.row.status = FAILED
+            outcomes.append({"b_id": message.id, "b_status": FAILED})
         else:
-            message.row.status = SENT
-        session.add(message.row)
-    if queued:
+            outcomes.append({"b_id": message.id, "b_status": SENT})
+    if outcomes:
+        session.connection().execute(_STATUS, outcomes)
         session.commit()
 
 

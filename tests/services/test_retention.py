@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from triage.hospital import base_policy, workflow
 from triage.models import Encounter, Origin, TransitionLog, utcnow
-from triage.services import new_encounter
+from triage.services import new_encounter, store
 from triage.services.retention import parse_age, purge_personal_data
 
 
@@ -21,7 +21,7 @@ def _case(session: Session, state: str, ended_days_ago: int | None) -> Encounter
                         stream="general")
     enc.status_token_hash = None if ended_days_ago is None else f"{state}{ended_days_ago}".ljust(64, "0")
     enc.ended_at = None if ended_days_ago is None else now - timedelta(days=ended_days_ago)
-    session.add(enc)
+    store.save(session, enc)
     session.commit()
     return enc
 

@@ -125,6 +125,31 @@ def test_a_red_flag_with_invalid_contact_details_still_says_go_now(client: Flask
     assert response.json["message"].startswith("Danger sign: go to the emergency department now")  # type: ignore[index]
 
 
+def test_a_phone_with_eight_open_bookings_gets_a_422_on_the_phone_alone_or_with_other_errors(
+    client: FlaskClient, app: Flask, day: str
+) -> None:
+    for i in range(8):
+        _create(client, preferred_day=day, name=f"家人{i}")
+    alone = client.post("/api/v1/prescreenings", headers=EN, json=api_body(preferred_day=day, name="第九人"))
+    assert alone.status_code == 422
+    assert [e["field"] for e in alone.json["errors"]] == ["phone"]  # type: ignore[index]
+    assert "already has 8 open bookings" in alone.json["errors"][0]["message"]  # type: ignore[index]
+    both = client.post("/api/v1/prescreenings", headers=EN, json=api_body(preferred_day=day, name=""))
+    assert both.status_code == 422
+    assert {e["field"] for e in both.json["errors"]} == {"name", "phone"}  # type: ignore[index]
+    urgent = client.post("/api/v1/prescreenings", headers=EN, json=api_body(
+        preferred_day=day, name="第九人", assessment={"symptoms": ["chest_pain"]}))
+    assert urgent.status_code == 422 and urgent.json["emergency_now"] is True  # type: ignore[index]
+    with db(app) as s:
+        assert len(s.exec(select(Encounter)).all()) == 8
+
+
+def test_the_api_sets_no_cookie(client: FlaskClient, day: str) -> None:
+    response = client.post("/api/v1/prescreenings", json=api_body(preferred_day=day), headers=EN)
+    assert response.status_code == 201 and "Set-Cookie" not in response.headers
+    assert "Set-Cookie" not in client.get("/api/v1/slots?stream=general").headers
+
+
 def test_online_follow_up_is_taken_when_offered_and_accepted(client: FlaskClient, app: Flask) -> None:
     day = open_day(app, Stream.CHRONIC).isoformat()
     body = _create(client, preferred_day=day, accept_online_followup=True, assessment={

@@ -581,7 +581,7 @@ def test_capacity_cut_by_a_supervisor_applies_to_existing_slot_rows(
 
 def test_the_status_page_follows_the_patient_on_site(client: FlaskClient, app: Flask) -> None:
     from triage.hospital import workflow
-    from triage.services import SYSTEM, Facts, lock_encounter, transition
+    from triage.services import SYSTEM, Facts, lock_encounter, store, transition
 
     today = policy_of(app).local(utcnow()).date()
     _, location = _booked(client, app, today.isoformat(), age_years="70", other=["abdominal_pain"])
@@ -592,6 +592,7 @@ def test_the_status_page_follows_the_patient_on_site(client: FlaskClient, app: F
         for trigger, facts in (("check_in", Facts()), ("triage", Facts(decision_stream=Stream.GENERAL)),
                                ("enqueue", Facts())):
             transition(s, row, trigger, workflow=workflow(), policy=policy, actor=SYSTEM, facts=facts)
+        store.save(s, row)
         s.commit()
     page = client.get(location, headers={"Accept-Language": "en"}).text
     assert "Your number" in page and "G-001" in page and "People before you: 0" in page
@@ -600,6 +601,7 @@ def test_the_status_page_follows_the_patient_on_site(client: FlaskClient, app: F
     with db(app) as s:
         row = lock_encounter(s, e.reference)
         transition(s, row, "call", workflow=workflow(), policy=policy_of(app), actor=SYSTEM)
+        store.save(s, row)
         s.commit()
     page = client.get(location, headers={"Accept-Language": "en"}).text
     assert "You are being called now." in page and "G-001" in page

@@ -18,8 +18,9 @@ from sqlmodel import Session, col, select
 from triage.domain.assessment import assess
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
-from triage.models import Assessment, CallbackRequest, ContactAttempt, Encounter, PolicyChange, TransitionLog, utcnow
+from triage.models import Assessment, CallbackRequest, ContactAttempt, PolicyChange, TransitionLog, utcnow
 from triage.notify import Notifier, commit_and_deliver
+from triage.services import store
 from triage.services.core import Actor, format_reference
 from triage.services.prescreen import (
     LIVE_BOOKING_STATES,
@@ -30,6 +31,7 @@ from triage.services.prescreen import (
     refer_online,
 )
 from triage.services.slots import aware, is_bookable
+from triage.services.store import ENCOUNTER, EncounterRecord
 from triage.workflow import Workflow
 
 CONTACT_CHANNELS: Mapping[str, tuple[str, str]] = {
@@ -61,7 +63,7 @@ class CallbackItem:
     """An open callback request with its visit."""
 
     request: CallbackRequest
-    encounter: Encounter | None
+    encounter: EncounterRecord | None
 
     @property
     def kind(self) -> str:
@@ -73,15 +75,15 @@ class CallbackItem:
 
 def open_callbacks(session: Session, *, limit: int = 500) -> list[CallbackItem]:
     """Callback requests not yet handled, oldest first."""
-    rows = session.exec(
-        select(CallbackRequest, Encounter)
-        .join(Encounter, col(Encounter.id) == col(CallbackRequest.encounter_id), isouter=True)
-        .where(col(CallbackRequest.handled_at).is_(None))
-        .order_by(col(CallbackRequest.created_at), col(CallbackRequest.id)).limit(limit))
-    return [CallbackItem(request, encounter) for request, encounter in rows]
+    requests = list(session.exec(
+        select(CallbackRequest).where(col(CallbackRequest.handled_at).is_(None))
+        .order_by(col(CallbackRequest.created_at), col(CallbackRequest.id)).limit(limit)))
+    ids = sorted({r.encounter_id for r in requests if r.encounter_id is not None})
+    visits = {e.id: e for e in store.fetch(session, store.select_all().where(ENCOUNTER.c.id.in_(ids)))} if ids else {}
+    return [CallbackItem(request, visits.get(request.encounter_id)) for request in requests]
 
 
-def callbacks_for(session: Session, encounter: Encounter) -> list[CallbackRequest]:
+def callbacks_for(session: Session, encounter: EncounterRecord) -> list[CallbackRequest]:
     """Every callback request of one visit, newest first."""
     return list(session.exec(select(CallbackRequest).where(CallbackRequest.encounter_id == encounter.id)
                              .order_by(col(CallbackRequest.id).desc())))
@@ -113,7 +115,7 @@ def handle_callback(session: Session, *, callback_id: int, actor: Actor, outcome
 class AffectedBooking:
     """A future booking the hospital must talk to the patient about, and why."""
 
-    encounter: Encounter
+    encounter: EncounterRecord
     reasons: tuple[tuple[str, str, str], ...]  # (code, zh, en)
     attempts: tuple[ContactAttempt, ...]
 
@@ -122,7 +124,7 @@ class AffectedBooking:
         return [en if lang == "en" else zh for _, zh, en in self.reasons]
 
 
-def contact_attempts(session: Session, encounter: Encounter) -> list[ContactAttempt]:
+def contact_attempts(session: Session, encounter: EncounterRecord) -> list[ContactAttempt]:
     """Contact attempts for one visit, newest first."""
     return list(session.exec(select(ContactAttempt).where(ContactAttempt.encounter_id == encounter.id)
                              .order_by(col(ContactAttempt.id).desc())))
@@ -136,9 +138,9 @@ def affected_bookings(session: Session, policy: Policy, now: datetime | None = N
     cancelled, or staff record that the patient keeps it after the latest policy change.
     """
     now = now or utcnow()
-    booked = list(session.exec(
-        select(Encounter).where(Encounter.state == "booked", col(Encounter.slot_starts_at) > now)
-        .order_by(col(Encounter.slot_starts_at), col(Encounter.id))))
+    booked = store.fetch(session, store.select_all()
+                         .where(ENCOUNTER.c.state == "booked", ENCOUNTER.c.slot_starts_at > now)
+                         .order_by(ENCOUNTER.c.slot_starts_at, ENCOUNTER.c.id))
     if not booked:
         return []
     ids = [e.id for e in booked]
@@ -149,7 +151,7 @@ def affected_bookings(session: Session, policy: Policy, now: datetime | None = N
             .group_by(col(TransitionLog.encounter_id)))}
     reasons: dict[int, list[tuple[str, str, str]]] = {}
 
-    by_slot: dict[int, list[Encounter]] = {}
+    by_slot: dict[int, list[EncounterRecord]] = {}
     for encounter in booked:
         by_slot.setdefault(encounter.slot_id or 0, []).append(encounter)
     for members in by_slot.values():
@@ -227,7 +229,7 @@ def record_contact(session: Session, *, reference: str, actor: Actor, channel: s
 
 def staff_online_followup(session: Session, *, reference: str, workflow: Workflow, policy: Policy,
                           notifier: Notifier, actor: Actor, channel: str = "phone",
-                          now: datetime | None = None) -> Encounter:
+                          now: datetime | None = None) -> EncounterRecord:
     """Staff switch a patient who agreed on the phone to online follow-up; records the contact; commits."""
     now = now or utcnow()
     encounter = live_encounter(session, reference, policy, workflow, now)
@@ -237,10 +239,10 @@ def staff_online_followup(session: Session, *, reference: str, workflow: Workflo
     session.add(ContactAttempt(encounter_id=encounter.id or 0, at=now, actor_id=actor.user_id,
                                channel=channel if channel in CONTACT_CHANNELS else "phone",
                                outcome="reached_online"))
-    message = patient_message(session, encounter, policy,
-                     zh=f"您的就诊（编号 {format_reference(encounter.reference)}）已改为线上复诊，无需到院。",
-                     en=f"Your visit (code {format_reference(encounter.reference)}) is now an online follow-up: "
-                        f"no need to come in.")
+    message = patient_message(encounter, policy,
+                              zh=f"您的就诊（编号 {format_reference(encounter.reference)}）已改为线上复诊，无需到院。",
+                              en=f"Your visit (code {format_reference(encounter.reference)}) is now an online "
+                                 f"follow-up: no need to come in.")
     commit_and_deliver(session, notifier, [message])
     return encounter
 

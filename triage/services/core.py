@@ -12,22 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
+from sqlmodel import select as orm_select
 
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
-from triage.models import (
-    Encounter,
-    Origin,
-    Slot,
-    StaffUser,
-    TicketCounter,
-    TransitionLog,
-    utcnow,
-)
+from triage.models import Origin, StaffUser, TicketCounter, TransitionLog, utcnow
+from triage.services import store
+from triage.services.staff import Staff
+from triage.services.store import ENCOUNTER, SLOT, EncounterRecord, SlotRecord
 from triage.workflow import Case, Workflow
+
+TICKET_COUNTER = TicketCounter.__table__  # type: ignore[attr-defined]
 
 # Crockford's base32 without the letters that read like digits: easy to read aloud and type.
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -42,7 +40,7 @@ class Actor:
     user_id: int | None = None
 
     @classmethod
-    def staff(cls, user: StaffUser) -> Actor:
+    def staff(cls, user: StaffUser | Staff) -> Actor:
         """The actor for a logged-in staff member."""
         return cls("staff", user.id)
 
@@ -56,7 +54,7 @@ class Facts:
     """What a use case supplies to the workflow's conditions and effects."""
 
     reason: str | None = None
-    slot: Slot | None = None
+    slot: SlotRecord | None = None
     decision_stream: Stream | None = None
     decision_level: int | None = None
     referral_target: str | None = None
@@ -91,14 +89,9 @@ def format_reference(reference: str) -> str:
 # --- the one transition function -------------------------------------------------------------------
 
 
-def lock_encounter(session: Session, reference: str) -> Encounter:
+def lock_encounter(session: Session, reference: str) -> EncounterRecord:
     """Load an encounter for update (row lock on PostgreSQL; SQLite holds the write lock already)."""
-    encounter = session.exec(
-        select(Encounter)
-        .where(Encounter.reference == reference)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    encounter = store.by_reference(session, reference, lock=True)
     if encounter is None:
         raise NotFound("找不到此编号的病例。", "No case has this reference code.", field="reference")
     return encounter
@@ -106,7 +99,7 @@ def lock_encounter(session: Session, reference: str) -> Encounter:
 
 def transition(
     session: Session,
-    encounter: Encounter,
+    encounter: EncounterRecord,
     trigger: str,
     *,
     workflow: Workflow,
@@ -116,7 +109,10 @@ def transition(
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Check `trigger` against the workflow, change the state, run effects, write the audit row."""
+    """Check `trigger` against the workflow, change the state, run effects, queue the audit row.
+
+    The case and its audit rows are written together by `store.save`, once however many transitions.
+    """
     facts = facts or Facts()
     now = now or utcnow()
     if expected_version is not None and expected_version != encounter.version:
@@ -139,49 +135,32 @@ def transition(
     encounter.state = case.state
     encounter.version += 1
     encounter.updated_at = now
-    with session.no_autoflush:  # the effects' own statements need none of this: one UPDATE of the case, below
-        for effect in spec.effects:
-            EFFECTS[effect](session, encounter, facts, policy, now)
+    for effect in spec.effects:
+        EFFECTS[effect](session, encounter, facts, policy, now)
     if workflow.is_final(encounter.state):
         encounter.ended_at = now
-    session.add(encounter)
-    session.add(
-        TransitionLog(
-            encounter_id=_id(encounter),
-            at=now,
-            trigger=trigger,
-            from_state=from_state,
-            to_state=encounter.state,
-            actor_id=actor.user_id,
-            actor_kind=actor.kind,
-            stream=encounter.stream or encounter.provisional_stream,
-            reason=(facts.reason or "").strip() or None,
-            workflow_version=workflow.version,
-            policy_version=policy.version,
-        )
-    )
-    # Not flushed here: the caller's next query or its commit writes the case once, however many transitions.
+    encounter.pending_log.append(_audit_row(
+        encounter, trigger=trigger, from_state=from_state, actor=actor, reason=facts.reason, workflow=workflow,
+        policy=policy, now=now))
 
 
 def log_entry(
-    session: Session, encounter: Encounter, *, workflow: Workflow, policy: Policy, actor: Actor,
-    now: datetime,
+    encounter: EncounterRecord, *, workflow: Workflow, policy: Policy, actor: Actor, now: datetime,
 ) -> None:
-    """Write the audit row for a new encounter entering the workflow at its entry state."""
+    """Queue the audit row of a new encounter entering the workflow at its entry state."""
     if encounter.state not in workflow.entries:
         raise Conflict("无效的起始状态。", "An encounter cannot start in this state.")
-    session.add(TransitionLog(
-        encounter_id=_id(encounter), at=now, trigger="create", from_state=None, to_state=encounter.state,
-        actor_id=actor.user_id, actor_kind=actor.kind,
-        stream=encounter.stream or encounter.provisional_stream, reason=None,
-        workflow_version=workflow.version, policy_version=policy.version,
-    ))
+    encounter.pending_log.append(_audit_row(
+        encounter, trigger="create", from_state=None, actor=actor, reason=None, workflow=workflow, policy=policy,
+        now=now))
 
 
-def _id(encounter: Encounter) -> int:
-    if encounter.id is None:
-        raise ValueError("the encounter must be flushed before it is logged")
-    return encounter.id
+def _audit_row(encounter: EncounterRecord, *, trigger: str, from_state: str | None, actor: Actor,
+               reason: str | None, workflow: Workflow, policy: Policy, now: datetime) -> dict[str, Any]:
+    return {"at": now, "trigger": trigger, "from_state": from_state, "to_state": encounter.state,
+            "actor_id": actor.user_id, "actor_kind": actor.kind,
+            "stream": encounter.stream or encounter.provisional_stream, "reason": (reason or "").strip() or None,
+            "workflow_version": workflow.version, "policy_version": policy.version}
 
 
 def apply_event(
@@ -195,39 +174,43 @@ def apply_event(
     reason: str | None = None,
     referral_target: str | None = None,
     expected_version: int | None = None,
-) -> Encounter:
+) -> EncounterRecord:
     """A queue action (call, start, complete, no-show, leave, refer, cancel...) on one case; commits."""
-    encounter = lock_encounter(session, reference)
     if referral_target is not None and referral_target != "online_followup" \
             and policy.facility(referral_target) is None:
         raise InvalidInput({"referral_target": ("请选择政策列出的转诊机构或线上随访。",
                                                 "Choose a facility from the policy's list, or online follow-up.")})
+    encounter = lock_encounter(session, reference)
     facts = Facts(reason=reason, referral_target=referral_target)
     transition(session, encounter, trigger, workflow=workflow, policy=policy, actor=actor, facts=facts,
-                expected_version=expected_version)
+               expected_version=expected_version)
     if trigger == "refer" and referral_target:
         encounter.disposition = referral_target
+    store.save(session, encounter)
     session.commit()
     return encounter
 
 
 # --- effects: what a transition does besides changing the state, named in the workflow YAML -------
 
-Effect = Callable[[Session, Encounter, Facts, Policy, datetime], None]
+Effect = Callable[[Session, EncounterRecord, Facts, Policy, datetime], None]
+
+_HOLD = (update(SLOT).where(SLOT.c.id == bindparam("slot_id"), SLOT.c.booked < bindparam("cap"))
+         .values(booked=SLOT.c.booked + 1, capacity=bindparam("cap")))
+_RELEASE = update(SLOT).where(SLOT.c.id == bindparam("slot_id"), SLOT.c.booked > 0).values(booked=SLOT.c.booked - 1)
 
 
-def _hold_slot(session: Session, encounter: Encounter, facts: Facts, policy: Policy, now: datetime) -> None:
+def _hold_slot(session: Session, encounter: EncounterRecord, facts: Facts, policy: Policy, now: datetime) -> None:
     slot = facts.slot
     assert slot is not None  # guarded by the has_slot condition
     if slot.starts_at <= now:
         raise Conflict("这个时段已经开始，请选择之后的时段。", "This slot has already started; choose a later one.",
                        field="slot")
-    # Atomic: a concurrent booking cannot push the slot past its capacity.
-    result = session.execute(
-        update(Slot).where(col(Slot.id) == slot.id, col(Slot.booked) < col(Slot.capacity))
-        .values(booked=col(Slot.booked) + 1)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    # Atomic: a concurrent booking cannot push the slot past its capacity. The policy's capacity is the truth
+    # (a supervisor's change applies to rows created before it), so the row takes it in the same statement.
+    capacity = policy.streams[Stream(slot.stream)].capacity_per_slot
+    result = store.connection(session).execute(_HOLD, {"slot_id": slot.id, "cap": capacity})
+    if result.rowcount != 1:
         raise Conflict("这个时段刚刚约满，请选择其他时段。", "This slot has just been filled; choose another.",
                        field="slot")
     encounter.slot_id = slot.id
@@ -236,24 +219,21 @@ def _hold_slot(session: Session, encounter: Encounter, facts: Facts, policy: Pol
     encounter.order_at = slot.starts_at
 
 
-def _release_slot(session: Session, encounter: Encounter, facts: Facts, policy: Policy, now: datetime) -> None:
+def _release_slot(session: Session, encounter: EncounterRecord, facts: Facts, policy: Policy, now: datetime) -> None:
     # Once the patient has arrived the slot was used: releasing it would reopen spent capacity.
     if encounter.slot_id is None or encounter.arrived_at is not None:
         return
-    session.execute(
-        update(Slot).where(col(Slot.id) == encounter.slot_id, col(Slot.booked) > 0)
-        .values(booked=col(Slot.booked) - 1)
-    )
+    store.connection(session).execute(_RELEASE, {"slot_id": encounter.slot_id})
     encounter.slot_id = None
 
 
-def _stamp_arrival(session: Session, encounter: Encounter, facts: Facts, policy: Policy, now: datetime) -> None:
+def _stamp_arrival(session: Session, encounter: EncounterRecord, facts: Facts, policy: Policy, now: datetime) -> None:
     encounter.arrived_at = now
     encounter.visit_day = policy.local(now).date()
     encounter.order_at = encounter.slot_starts_at or now
 
 
-def _issue_ticket(session: Session, encounter: Encounter, facts: Facts, policy: Policy, now: datetime) -> None:
+def _issue_ticket(session: Session, encounter: EncounterRecord, facts: Facts, policy: Policy, now: datetime) -> None:
     stream = facts.decision_stream
     assert stream is not None  # guarded by the has_decision condition
     day = policy.local(now).date()
@@ -271,12 +251,12 @@ def _issue_ticket(session: Session, encounter: Encounter, facts: Facts, policy: 
     encounter.called_at = None
 
 
-def _stamp_call(session: Session, encounter: Encounter, facts: Facts, policy: Policy, now: datetime) -> None:
+def _stamp_call(session: Session, encounter: EncounterRecord, facts: Facts, policy: Policy, now: datetime) -> None:
     encounter.called_at = now
     encounter.call_count += 1
 
 
-def _stamp_start(session: Session, encounter: Encounter, facts: Facts, policy: Policy, now: datetime) -> None:
+def _stamp_start(session: Session, encounter: EncounterRecord, facts: Facts, policy: Policy, now: datetime) -> None:
     encounter.started_at = now
 
 
@@ -290,35 +270,41 @@ EFFECTS: Mapping[str, Effect] = {
 }
 
 
+def _counter_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(TICKET_COUNTER)
+            .values(day=bindparam("day"), stream=bindparam("stream"), last_no=1)
+            .on_conflict_do_update(index_elements=["day", "stream"],
+                                   set_={"last_no": TICKET_COUNTER.c.last_no + 1})
+            .returning(TICKET_COUNTER.c.last_no))
+
+
+_NEXT_TICKET = {dialect: _counter_statement(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 def next_ticket_number(session: Session, stream: Stream, day: date) -> int:
     """The next ticket number of `stream` on `day`, unique even when nurses issue tickets at once."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    last_no = col(TicketCounter.last_no)
-    stmt = (
-        insert(TicketCounter)
-        .values(day=day, stream=stream.value, last_no=1)
-        .on_conflict_do_update(index_elements=["day", "stream"], set_={"last_no": last_no + 1})
-        .returning(last_no)
-    )
-    number: int = session.execute(stmt).scalar_one()
+    conn = store.connection(session)
+    number: int = conn.execute(_NEXT_TICKET[conn.dialect.name], {"day": day, "stream": stream.value}).scalar_one()
     return number
 
 
 # --- slots ------------------------------------------------------------------------------------------
 
+_SLOTS_EXIST = select(SLOT.c.id).where(SLOT.c.stream == bindparam("stream"), SLOT.c.day == bindparam("day")).limit(1)
+_NEW_SLOTS = {dialect: (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SLOT)
+              .on_conflict_do_nothing(index_elements=["stream", "starts_at"]) for dialect in ("sqlite", "postgresql")}
 
-def ensure_slots(session: Session, policy: Policy, stream: Stream, day: date) -> None:
-    """Create the stream's slot rows for `day` from the policy, if not there yet (idempotent)."""
+
+def ensure_slots(session: Session, policy: Policy, stream: Stream, day: date) -> bool:
+    """Create the stream's slot rows for `day` from the policy, if not there yet (idempotent); True if it did."""
     spec = policy.streams[stream]
     starts = spec.slot_starts(day)
     if not starts:
-        return
-    exists = session.exec(
-        select(func.count()).select_from(Slot).where(Slot.stream == stream.value, Slot.day == day)
-    ).one()
-    if exists:
-        return
+        return False
+    conn = store.connection(session)
+    if conn.execute(_SLOTS_EXIST, {"stream": stream.value, "day": day}).first() is not None:
+        return False
     rows = []
     for start in starts:
         local = datetime.combine(day, start, tzinfo=policy.timezone)
@@ -326,9 +312,8 @@ def ensure_slots(session: Session, policy: Policy, stream: Stream, day: date) ->
         rows.append({"stream": stream.value, "day": day, "starts_at": begin,
                      "ends_at": begin + timedelta(minutes=spec.slot_minutes),
                      "capacity": spec.capacity_per_slot, "booked": 0})
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(Slot).values(rows).on_conflict_do_nothing(index_elements=["stream", "starts_at"]))
+    conn.execute(_NEW_SLOTS[conn.dialect.name], rows)
+    return True
 
 
 # --- encounters ---------------------------------------------------------------------------------------
@@ -336,9 +321,9 @@ def ensure_slots(session: Session, policy: Policy, stream: Stream, day: date) ->
 
 def new_encounter(
     *, origin: Origin, state: str, workflow: Workflow, policy: Policy, now: datetime, **fields: Any
-) -> Encounter:
-    """A new Encounter row (not yet added) with a fresh reference code."""
-    return Encounter(
+) -> EncounterRecord:
+    """A new encounter record (not yet saved) with a fresh reference code."""
+    return EncounterRecord(
         reference=new_reference(), origin=origin.value, state=state, workflow_name=workflow.name,
         workflow_version=workflow.version, policy_version=policy.version, created_at=now,
         updated_at=now, **fields,
@@ -348,24 +333,27 @@ def new_encounter(
 LIVE_QUEUE_STATES = ("waiting", "called")
 
 
-def queue_position(session: Session, encounter: Encounter) -> int | None:
+_AHEAD = select(func.count()).select_from(ENCOUNTER).where(
+    ENCOUNTER.c.state == "waiting",
+    ENCOUNTER.c.stream == bindparam("stream"),
+    tuple_(ENCOUNTER.c.acuity_sort, ENCOUNTER.c.priority_sort, ENCOUNTER.c.order_at, ENCOUNTER.c.id)
+    < tuple_(bindparam("acuity_sort"), bindparam("priority_sort"),
+             bindparam("order_at", type_=ENCOUNTER.c.order_at.type), bindparam("id")),
+)
+
+
+def queue_position(session: Session, encounter: EncounterRecord) -> int | None:
     """1-based place of a waiting encounter in its stream's queue (None when not waiting)."""
     if encounter.state != "waiting" or encounter.stream is None or encounter.order_at is None:
         return None
-    ahead = session.exec(
-        select(func.count()).select_from(Encounter).where(
-            Encounter.state == "waiting",
-            Encounter.stream == encounter.stream,
-            tuple_(col(Encounter.acuity_sort), col(Encounter.priority_sort), col(Encounter.order_at),
-                   col(Encounter.id))
-            < tuple_(encounter.acuity_sort, encounter.priority_sort, encounter.order_at, encounter.id),
-        )
-    ).one()
+    ahead = store.connection(session).execute(_AHEAD, {
+        "stream": encounter.stream, "acuity_sort": encounter.acuity_sort, "priority_sort": encounter.priority_sort,
+        "order_at": encounter.order_at, "id": encounter.id}).scalar_one()
     return int(ahead) + 1
 
 
-def history(session: Session, encounter: Encounter) -> list[TransitionLog]:
+def history(session: Session, encounter: EncounterRecord) -> list[TransitionLog]:
     """The encounter's audit rows, oldest first."""
     return list(session.exec(
-        select(TransitionLog).where(TransitionLog.encounter_id == encounter.id).order_by(col(TransitionLog.id))
+        orm_select(TransitionLog).where(TransitionLog.encounter_id == encounter.id).order_by(col(TransitionLog.id))
     ))

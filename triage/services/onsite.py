@@ -12,12 +12,12 @@ import enum
 import importlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, true
+from sqlalchemy import Integer, and_, bindparam, case, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -36,8 +36,8 @@ from triage.domain.queue import (
     measure_wait,
     priority_sort,
 )
-from triage.models import Assessment as AssessmentRecord
-from triage.models import Encounter, Origin, TransitionLog, utcnow
+from triage.models import Assessment, Encounter, Origin, TransitionLog, utcnow
+from triage.services import store
 from triage.services.core import (
     REFERENCE_ALPHABET,
     REFERENCE_LENGTH,
@@ -48,10 +48,12 @@ from triage.services.core import (
     lock_encounter,
     log_entry,
     new_encounter,
+    new_reference,
     normalize_reference,
     transition,
 )
 from triage.services.staff import digest
+from triage.services.store import ENCOUNTER, AssessmentRecord, EncounterRecord
 from triage.workflow import Workflow
 
 # Queue actions staff take on a ticketed case (the events endpoint and the clinic screens).
@@ -72,7 +74,7 @@ class NotPermitted(DomainError):
 class AlreadyCheckedIn(Conflict):
     """The scanned case is already on site: `state` says how far it got, `ticket` if it has one."""
 
-    def __init__(self, encounter: Encounter, zh: str, en: str) -> None:
+    def __init__(self, encounter: EncounterRecord, zh: str, en: str) -> None:
         self.reference = encounter.reference
         self.state = encounter.state
         self.ticket = encounter.ticket
@@ -105,7 +107,7 @@ _ESCORT = {
 }
 
 
-def escort_for(encounter: Encounter) -> Escort | None:
+def escort_for(encounter: EncounterRecord) -> Escort | None:
     """The escort instruction a ticketed case needs, if any."""
     if encounter.stream == Stream.FEVER.value:
         return Escort.FEVER
@@ -158,7 +160,7 @@ class Override:
 class Decision:
     """The outcome of an on-site triage: the stored case and assessment, the engine's result, the escort."""
 
-    encounter: Encounter
+    encounter: EncounterRecord
     record: AssessmentRecord
     result: EngineResult
     escort: Escort | None
@@ -251,7 +253,7 @@ def reason_texts(result: Mapping[str, Any], lang: str) -> list[str]:
     return [r["message"] for r in localized_reasons(result, lang)]
 
 
-def onsite_input(encounter: Encounter, data: Mapping[str, Any]) -> dict[str, Any]:
+def onsite_input(encounter: EncounterRecord, data: Mapping[str, Any]) -> dict[str, Any]:
     """The engine's input for on-site triage: what was measured and re-asked, the case's age and sex as defaults."""
     body = {k: v for k, v in data.items() if v is not None and v != ""}
     body["stage"] = "onsite"
@@ -263,7 +265,7 @@ def onsite_input(encounter: Encounter, data: Mapping[str, Any]) -> dict[str, Any
     return body
 
 
-def preview(encounter: Encounter, data: Mapping[str, Any], *, policy: Policy,
+def preview(encounter: EncounterRecord, data: Mapping[str, Any], *, policy: Policy,
             now: datetime | None = None) -> EngineResult:
     """The engine's recommendation for these on-site answers, nothing stored (the desk's live preview)."""
     return assess(onsite_input(encounter, data), policy, now=now or utcnow())
@@ -274,10 +276,10 @@ def _engine_errors(result: EngineResult) -> InvalidInput:
 
 
 def _triage_locked(
-    session: Session, encounter: Encounter, *, data: Mapping[str, Any], override: Override, policy: Policy,
+    session: Session, encounter: EncounterRecord, *, data: Mapping[str, Any], override: Override, policy: Policy,
     workflow: Workflow, actor: Actor, may_lower_critical: bool, now: datetime, expected_version: int | None,
 ) -> Decision:
-    """Decide, ticket and queue a locked, arrived case in the caller's transaction (no commit)."""
+    """Decide, ticket and queue a locked, arrived case and write it, in the caller's transaction (no commit)."""
     if expected_version is not None and expected_version != encounter.version:
         raise Conflict("此病例刚被其他人更新，请刷新后再操作。",
                        "Someone else changed this case a moment ago; reload it and try again.", field="version")
@@ -305,14 +307,14 @@ def _triage_locked(
     encounter.acuity_sort = acuity_sort(stream, level)
     encounter.isolation_required = isolation_needed(result, stream)
     transition(session, encounter, "enqueue", workflow=workflow, policy=policy, actor=actor, now=now)
-    record = AssessmentRecord(
-        encounter_id=encounter.id or 0, stage="onsite", created_at=now, actor_id=actor.user_id,
+    store.save(session, encounter)
+    record = store.insert_assessment(session, AssessmentRecord(
+        id=None, encounter_id=encounter.id, stage="onsite", created_at=now, actor_id=actor.user_id,
         inputs=body, result=result_record(result),
         recommended_stream=result.stream.value, recommended_level=result.cn_level,
         final_stream=stream.value, final_level=level, overridden=overridden, override_reason=reason,
         policy_version=policy.version,
-    )
-    session.add(record)
+    ))
     return Decision(encounter, record, result, escort_for(encounter))
 
 
@@ -348,14 +350,14 @@ def resolve_code(session: Session, text: str) -> str:
     if "/" in without_query:
         # The pass's QR code may carry the patient's status link; its last segment is the secret token.
         token = without_query.rstrip("/").rsplit("/", 1)[-1]
-        found = session.exec(select(Encounter.reference).where(Encounter.status_token_hash == digest(token))).first()
-        if found:
-            return found
+        found = store.by_token_hash(session, digest(token))
+        if found is not None:
+            return found.reference
     raise InvalidInput({"code": ("无法识别此编号：编号为 8 位字母和数字，例如 K7P2-M9QX。",
                                  "This is not a reference code: 8 letters and digits, like K7P2-M9QX.")})
 
 
-def _lock(session: Session, reference: str, *, field: str = "reference") -> Encounter:
+def _lock(session: Session, reference: str, *, field: str = "reference") -> EncounterRecord:
     try:
         return lock_encounter(session, reference)
     except NotFound:
@@ -382,7 +384,7 @@ def _expire_hook() -> Callable[..., Any] | None:
     return hook if callable(hook) else None
 
 
-def _refuse_check_in(session: Session, encounter: Encounter, *, policy: Policy, workflow: Workflow,
+def _refuse_check_in(session: Session, encounter: EncounterRecord, *, policy: Policy, workflow: Workflow,
                      now: datetime) -> None:
     """Raise the clear reason why this case cannot be checked in now (nothing if it can)."""
     state = encounter.state
@@ -420,13 +422,14 @@ def _refuse_check_in(session: Session, encounter: Encounter, *, policy: Policy, 
 
 
 def check_in(session: Session, *, code: str, policy: Policy, workflow: Workflow, actor: Actor,
-             now: datetime | None = None) -> Encounter:
+             now: datetime | None = None) -> EncounterRecord:
     """Check a pre-screened patient in by scanned or typed code; commits. Clear errors for every refusal."""
     now = now or utcnow()
     reference = resolve_code(session, code)
     encounter = _lock(session, reference, field="code")
     _refuse_check_in(session, encounter, policy=policy, workflow=workflow, now=now)
     transition(session, encounter, "check_in", workflow=workflow, policy=policy, actor=actor, now=now)
+    store.save(session, encounter)
     session.commit()
     return encounter
 
@@ -478,7 +481,8 @@ class WalkIn:
 
 
 def _create_walk_in(session: Session, patient: WalkIn, *, policy: Policy, workflow: Workflow, actor: Actor,
-                    now: datetime) -> Encounter:
+                    now: datetime) -> EncounterRecord:
+    """A new walk-in case, arrived, with its reference (written by the caller's `store.save`)."""
     clean = patient.validated()
     encounter = new_encounter(
         origin=Origin.WALK_IN, state="arrived", workflow=workflow, policy=policy, now=now,
@@ -486,17 +490,18 @@ def _create_walk_in(session: Session, patient: WalkIn, *, policy: Policy, workfl
         age_years=math.floor(clean.age_years) if clean.age_years is not None else None,
         arrived_at=now, visit_day=policy.local(now).date(), order_at=now,
     )
-    session.add(encounter)
-    session.flush()
-    log_entry(session, encounter, workflow=workflow, policy=policy, actor=actor, now=now)
+    while store.reference_taken(session, encounter.reference):  # 40 random bits: rare, but it would happen
+        encounter.reference = new_reference()
+    log_entry(encounter, workflow=workflow, policy=policy, actor=actor, now=now)
     return encounter
 
 
 def register_walk_in(session: Session, *, patient: WalkIn, policy: Policy, workflow: Workflow, actor: Actor,
-                     now: datetime | None = None) -> Encounter:
+                     now: datetime | None = None) -> EncounterRecord:
     """Register a walk-in at the entrance: a new case, arrived and awaiting triage; commits."""
     encounter = _create_walk_in(session, patient, policy=policy, workflow=workflow, actor=actor,
                                 now=now or utcnow())
+    store.save(session, encounter)
     session.commit()
     return encounter
 
@@ -531,7 +536,7 @@ def admit_walk_in(
 def queue_action(
     session: Session, *, reference: str, trigger: str, policy: Policy, workflow: Workflow, actor: Actor,
     reason: str | None = None, referral_target: str | None = None, expected_version: int | None = None,
-) -> Encounter:
+) -> EncounterRecord:
     """Call, call again, start, complete, refer, no-show, left or re-triage one case; commits.
 
     A stale `expected_version` or a trigger the workflow does not allow now is a Conflict (409).
@@ -554,7 +559,7 @@ def queue_action(
 
 
 def retriage(session: Session, *, reference: str, reason: str, policy: Policy, workflow: Workflow, actor: Actor,
-             expected_version: int | None = None) -> Encounter:
+             expected_version: int | None = None) -> EncounterRecord:
     """Take a waiting or called case back to triage, with the reason; commits. A new decision follows."""
     return queue_action(session, reference=reference, trigger="retriage", policy=policy, workflow=workflow,
                         actor=actor, reason=reason, expected_version=expected_version)
@@ -576,28 +581,28 @@ def queue_actions(workflow: Workflow, state: str) -> tuple[str, ...]:
 # --- reads -------------------------------------------------------------------------------------------------
 
 
-def get_encounter(session: Session, reference: str) -> Encounter:
+def get_encounter(session: Session, reference: str) -> EncounterRecord:
     """The case with this reference (normalized), or NotFound."""
-    found = session.exec(select(Encounter).where(Encounter.reference == normalize_reference(reference))).first()
+    found = store.by_reference(session, normalize_reference(reference))
     if found is None:
         raise NotFound("找不到此编号的病例。", "No case has this reference code.", field="reference")
     return found
 
 
-def assessments_of(session: Session, encounter: Encounter) -> list[AssessmentRecord]:
+def assessments_of(session: Session, encounter: EncounterRecord) -> list[Assessment]:
     """Every assessment of the case (online and on site), oldest first."""
-    return list(session.exec(select(AssessmentRecord).where(AssessmentRecord.encounter_id == encounter.id)
-                             .order_by(col(AssessmentRecord.id))))
+    return list(session.exec(select(Assessment).where(Assessment.encounter_id == encounter.id)
+                             .order_by(col(Assessment.id))))
 
 
-def encounter_detail(session: Session, reference: str) -> tuple[Encounter, list[AssessmentRecord],
+def encounter_detail(session: Session, reference: str) -> tuple[EncounterRecord, list[Assessment],
                                                                  list[TransitionLog]]:
     """The case, its assessments and its history (three queries)."""
     encounter = get_encounter(session, reference)
     return encounter, assessments_of(session, encounter), history(session, encounter)
 
 
-def retriage_reason(session: Session, encounter: Encounter) -> str | None:
+def retriage_reason(session: Session, encounter: EncounterRecord) -> str | None:
     """Why the case was last sent back to triage, when it was (shown on the new triage form)."""
     if encounter.state != "arrived" or not encounter.ticket:
         return None
@@ -607,25 +612,28 @@ def retriage_reason(session: Session, encounter: Encounter) -> str | None:
         .order_by(col(TransitionLog.id).desc()).limit(1)).first()
 
 
-def awaiting_triage(session: Session, *, limit: int = 50) -> list[Encounter]:
+_AWAITING = (store.select_all().where(ENCOUNTER.c.state == "arrived")
+             .order_by(ENCOUNTER.c.arrived_at, ENCOUNTER.c.id).limit(bindparam("limit", type_=Integer)))
+_RECENT = (store.select_all().where(ENCOUNTER.c.ticket_day == bindparam("day"))
+           .order_by(ENCOUNTER.c.triaged_at.desc(), ENCOUNTER.c.id.desc()).limit(bindparam("limit", type_=Integer)))
+
+
+def awaiting_triage(session: Session, *, limit: int = 50) -> list[EncounterRecord]:
     """Cases checked in (or sent back for re-triage) and awaiting a triage decision, longest first."""
-    return list(session.exec(select(Encounter).where(Encounter.state == "arrived")
-                             .order_by(col(Encounter.arrived_at), col(Encounter.id)).limit(limit)))
+    return store.fetch(session, _AWAITING, {"limit": limit})
 
 
 def recent_tickets(session: Session, *, policy: Policy, now: datetime | None = None, limit: int = 8
-                   ) -> list[Encounter]:
+                   ) -> list[EncounterRecord]:
     """The tickets issued today, newest first."""
-    today = policy.local(now or utcnow()).date()
-    return list(session.exec(select(Encounter).where(Encounter.ticket_day == today)
-                             .order_by(col(Encounter.triaged_at).desc(), col(Encounter.id).desc()).limit(limit)))
+    return store.fetch(session, _RECENT, {"day": policy.local(now or utcnow()).date(), "limit": limit})
 
 
 @dataclass(frozen=True)
 class QueueEntry:
     """One row of a clinic's queue screen."""
 
-    encounter: Encounter
+    encounter: EncounterRecord
     wait: Wait
     position: int | None  # place among the waiting (1 = next), None once called
     estimated_minutes: int | None
@@ -662,25 +670,40 @@ class QueueView:
         return [*self.called, *self.waiting, *self.in_consultation]
 
 
+_QUEUE_ORDER = (ENCOUNTER.c.acuity_sort, ENCOUNTER.c.priority_sort, ENCOUNTER.c.order_at, ENCOUNTER.c.id)
+_QUEUE_ALL = (store.select_all().where(ENCOUNTER.c.state.in_(LIVE_STATES), ENCOUNTER.c.stream == bindparam("stream"))
+              .order_by(*_QUEUE_ORDER))
+_QUEUE_OTHERS = (store.select_all()
+                 .where(ENCOUNTER.c.state.in_([s for s in LIVE_STATES if s != "waiting"]),
+                        ENCOUNTER.c.stream == bindparam("stream"))
+                 .order_by(*_QUEUE_ORDER))
+_QUEUE_HEAD = (store.select_all().where(ENCOUNTER.c.state == "waiting", ENCOUNTER.c.stream == bindparam("stream"))
+               .order_by(*_QUEUE_ORDER).limit(bindparam("limit", type_=Integer)))
+_COUNTS: dict[tuple[int, ...], Any] = {}
+
+
+def _counts_statement(levels: tuple[int, ...]) -> Any:
+    """How many wait in a stream and how many are past their acuity's target, for these graded levels (cached)."""
+    statement = _COUNTS.get(levels)
+    if statement is None:
+        queued_at, cn_level = ENCOUNTER.c.queued_at, ENCOUNTER.c.cn_level
+        late = [and_(cn_level == level, queued_at < bindparam(f"cutoff_{level}", type_=queued_at.type))
+                for level in levels]
+        other = cn_level.is_(None) | cn_level.not_in(levels) if levels else true()
+        late.append(and_(other, queued_at < bindparam("cutoff", type_=queued_at.type)))
+        statement = _COUNTS[levels] = sa_select(func.count(), func.sum(case((or_(*late), 1), else_=0))).where(
+            ENCOUNTER.c.state == "waiting", ENCOUNTER.c.stream == bindparam("stream"))
+    return statement
+
+
 def _waiting_counts(session: Session, stream: Stream, spec: Any, now: datetime) -> tuple[int, int]:
     """How many wait in a stream, and how many of them past their acuity's target (one aggregate query)."""
-    levels = [level for level in spec.wait_target_minutes if level is not None]
-    queued_at, cn_level = col(Encounter.queued_at), col(Encounter.cn_level)
-    late = [and_(cn_level == level, queued_at < now - timedelta(minutes=spec.wait_target(level))) for level in levels]
-    other = cn_level.is_(None) | cn_level.not_in(levels) if levels else true()
-    late.append(and_(other, queued_at < now - timedelta(minutes=spec.wait_target(None))))
-    overdue = func.sum(case((or_(*late), 1), else_=0))
-    total, late_count = session.execute(
-        sa_select(func.count(), overdue).where(col(Encounter.state) == "waiting",
-                                               col(Encounter.stream) == stream.value)).one()
+    levels = tuple(level for level in spec.wait_target_minutes if level is not None)
+    params: dict[str, Any] = {f"cutoff_{level}": now - timedelta(minutes=spec.wait_target(level)) for level in levels}
+    params["cutoff"] = now - timedelta(minutes=spec.wait_target(None))
+    params["stream"] = stream.value
+    total, late_count = store.connection(session).execute(_counts_statement(levels), params).one()
     return int(total), int(late_count or 0)
-
-
-def _live_queue(streams: Sequence[Stream]) -> Any:
-    return (select(Encounter)
-            .where(col(Encounter.state).in_(LIVE_STATES), col(Encounter.stream).in_([s.value for s in streams]))
-            .order_by(col(Encounter.acuity_sort), col(Encounter.priority_sort), col(Encounter.order_at),
-                      col(Encounter.id)))
 
 
 def read_queue(session: Session, *, stream: Stream, policy: Policy, workflow: Workflow,
@@ -693,13 +716,12 @@ def read_queue(session: Session, *, stream: Stream, policy: Policy, workflow: Wo
     now = now or utcnow()
     spec = policy.streams[stream]
     view = QueueView(stream)
-    rows: Iterable[Encounter]
+    rows: list[EncounterRecord]
     if waiting_limit is None:
-        rows = session.exec(_live_queue([stream]))
+        rows = store.fetch(session, _QUEUE_ALL, {"stream": stream.value})
     else:
-        others = session.exec(_live_queue([stream]).where(col(Encounter.state) != "waiting")).all()
-        head = session.exec(_live_queue([stream]).where(col(Encounter.state) == "waiting").limit(waiting_limit)).all()
-        rows = [*others, *head]
+        rows = [*store.fetch(session, _QUEUE_OTHERS, {"stream": stream.value}),
+                *store.fetch(session, _QUEUE_HEAD, {"stream": stream.value, "limit": waiting_limit})]
         view.waiting_count, view.overdue_count = _waiting_counts(session, stream, spec, now)
     for encounter in rows:
         target = spec.wait_target(encounter.cn_level)

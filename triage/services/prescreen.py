@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, func, select
+from sqlmodel import Session, col
+from sqlmodel import select as orm_select
 
 from triage.domain.assessment import Assessment as Decision
 from triage.domain.assessment import assess
@@ -35,8 +36,9 @@ from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
 from triage.domain.queue import estimated_wait_minutes, priority_sort
 from triage.domain.vocabulary import EXPOSURES, SYMPTOM_BY_CODE
-from triage.models import Assessment, CallbackRequest, ContactAttempt, Encounter, Origin, Slot, utcnow
+from triage.models import CallbackRequest, ContactAttempt, Encounter, Origin, utcnow
 from triage.notify import Notifier, Outgoing, commit_and_deliver, queue_message
+from triage.services import store
 from triage.services.core import (
     PATIENT,
     SYSTEM,
@@ -64,8 +66,10 @@ from triage.services.slots import (
     parse_slot_key,
 )
 from triage.services.staff import digest
+from triage.services.store import ASSESSMENT, ENCOUNTER, SLOT, AssessmentRecord, EncounterRecord, SlotRecord
 from triage.workflow import Workflow
 
+CALLBACK = CallbackRequest.__table__  # type: ignore[attr-defined]
 ONLINE_FOLLOWUP = "online_followup"
 NO_APPOINTMENT = "no_appointment"  # disposition: a stream that takes patients without a booked slot
 LIVE_BOOKING_STATES = ("prescreened", "booked")
@@ -122,7 +126,7 @@ class PrescreenRequest:
     consent: bool = False
     slot_key: str | None = None  # a chosen slot; otherwise the first free one on the preferred day
     accept_online_followup: bool | None = None
-    family_of: Encounter | None = None  # book together with this member (same phone, same party)
+    family_of: EncounterRecord | None = None  # book together with this member (same phone, same party)
     lang: str = "zh"
 
 
@@ -130,10 +134,10 @@ class PrescreenRequest:
 class PrescreenOutcome:
     """The new encounter, the engine's decision, the one-time status secret and the booked slot."""
 
-    encounter: Encounter
+    encounter: EncounterRecord
     decision: Decision
     status_token: str
-    slot: Slot | None
+    slot: SlotRecord | None
     view: VisitView  # the visit as the patient sees it now
     alternatives: list[SlotOffer] = field(default_factory=list)
 
@@ -143,7 +147,7 @@ class PrescreenOutcome:
         return next_step(self.encounter, self.decision.stream)
 
 
-def next_step(encounter: Encounter, stream: Stream | str | None) -> str:
+def next_step(encounter: EncounterRecord, stream: Stream | str | None) -> str:
     """What the patient does next, as a stable code.
 
     go_to_emergency_now | online_followup | come_at_slot | come_without_appointment | choose_slot |
@@ -189,6 +193,10 @@ def validate_contact(name: str, phone: str) -> dict[str, tuple[str, str]]:
     return errors
 
 
+_LIVE_FOR_PHONE = select(func.count()).select_from(ENCOUNTER).where(
+    ENCOUNTER.c.patient_phone == bindparam("phone"), ENCOUNTER.c.state.in_(LIVE_BOOKING_STATES))
+
+
 def _validate_request(session: Session, request: PrescreenRequest, data: Mapping[str, Any], policy: Policy,
                       now: datetime) -> dict[str, tuple[str, str]]:
     errors = validate_contact(request.name, request.phone)
@@ -215,27 +223,35 @@ def _validate_request(session: Session, request: PrescreenRequest, data: Mapping
     if not request.consent:
         errors["consent"] = ("请确认同意医院为本次就诊使用这些信息。",
                              "Please agree that the hospital uses this information for the visit.")
-    if "phone" not in errors:
-        live = session.exec(select(func.count()).select_from(Encounter).where(
-            Encounter.patient_phone == normalize_phone(request.phone),
-            col(Encounter.state).in_(LIVE_BOOKING_STATES))).one()
-        if live >= MAX_LIVE_PER_PHONE:
-            errors["phone"] = (
-                f"这个号码已有 {MAX_LIVE_PER_PHONE} 个未完成的预约。请先取消不需要的预约，或致电医院。",
-                f"This phone number already has {MAX_LIVE_PER_PHONE} open bookings. Cancel one you do not "
-                f"need, or call the hospital.")
     return errors
+
+
+def _phone_limit_error(session: Session, phone: str) -> dict[str, tuple[str, str]]:
+    """The phone field's error when the number holds as many live pre-screens as one phone may."""
+    live = store.connection(session).execute(_LIVE_FOR_PHONE, {"phone": normalize_phone(phone)}).scalar_one()
+    if live < MAX_LIVE_PER_PHONE:
+        return {}
+    return {"phone": (f"这个号码已有 {MAX_LIVE_PER_PHONE} 个未完成的预约。请先取消不需要的预约，或致电医院。",
+                      f"This phone number already has {MAX_LIVE_PER_PHONE} open bookings. Cancel one you do not "
+                      f"need, or call the hospital.")}
 
 
 def check_prescreen(session: Session, *, request: PrescreenRequest, policy: Policy, now: datetime | None = None,
                     ) -> tuple[Decision, dict[str, tuple[str, str]]]:
-    """Assess a pre-screen and list every field error at once (contact details, day, answers); stores nothing."""
+    """Assess a pre-screen and list the field errors (contact details, day, answers); stores nothing.
+
+    The limit of live pre-screens per phone needs the database: it is checked here only when another answer
+    is wrong too (to list every error at once), else by `submit_prescreen` in its transaction. On SQLite the
+    first statement of a request takes the write lock, so a correct pre-screen reads nothing before its writes.
+    """
     now = now or utcnow()
     data = _engine_input(request.answers)
     decision = assess(data, policy, now=now)
     errors = _validate_request(session, request, data, policy, now)
     for error in decision.errors:
         errors.setdefault(error.field, (error.zh, error.en))
+    if errors and "phone" not in errors:
+        errors.update(_phone_limit_error(session, request.phone))
     return decision, errors
 
 
@@ -246,13 +262,10 @@ def _engine_input(answers: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _unused_reference(session: Session) -> str:
+def _ensure_unused_reference(session: Session, encounter: EncounterRecord) -> None:
     # 40 random bits: a collision is rare, but over millions of visits it would happen once.
-    while True:
-        reference = new_reference()
-        taken = session.exec(select(Encounter.id).where(Encounter.reference == reference)).first()
-        if taken is None:
-            return reference
+    while store.reference_taken(session, encounter.reference):
+        encounter.reference = new_reference()
 
 
 def submit_prescreen(
@@ -268,8 +281,9 @@ def submit_prescreen(
 ) -> PrescreenOutcome:
     """Validate, assess (online), create and route one pre-screen; book its slot; commits, then notifies.
 
-    `checked` is the decision of `check_prescreen` for this request, found without errors in this same
-    session's transaction: the caller has checked it already and it is not done twice.
+    `checked` is the decision of `check_prescreen` for this request, found without errors: the caller has
+    checked it already and it is not done twice. The phone's limit of live pre-screens is checked here, in the
+    transaction that writes (InvalidInput on the phone field).
     """
     now = now or utcnow()
     if checked is None:
@@ -284,6 +298,7 @@ def submit_prescreen(
     preferred = request.preferred_day
     assert preferred is not None
 
+    # Everything that needs no database first: on SQLite the write lock is held from the first statement.
     party = request.family_of.party_id if request.family_of is not None else None
     encounter = new_encounter(
         origin=Origin.ONLINE, state="prescreened", workflow=workflow, policy=policy, now=now,
@@ -300,24 +315,26 @@ def submit_prescreen(
         isolation_required=decision.isolation_required,
         visit_day=preferred,
     )
-    encounter.reference = _unused_reference(session)
     token = new_status_token()
     encounter.status_token_hash = digest(token)
-    session.add(encounter)
-    session.flush()
-    log_entry(session, encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
-    assessment = _assessment_row(encounter, data, decision, now)
-    session.add(assessment)
+    log_entry(encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
+    assessment = _assessment_row(data, decision, now)
 
-    slot: Slot | None = None
+    limit = _phone_limit_error(session, request.phone)
+    if limit:
+        raise InvalidInput(limit)
+    _ensure_unused_reference(session, encounter)
+    slot: SlotRecord | None = None
     alternatives: list[SlotOffer] = []
+    online_followup = False
     if decision.emergency_now:
         signs = danger_signs(data.get("symptoms") or (), pregnant=bool(data.get("pregnancy_weeks")))
         encounter.visit_day = policy.local(now).date()
         transition(session, encounter, "direct_to_emergency", workflow=workflow, policy=policy, actor=PATIENT,
                    facts=Facts(reason="online red flag: " + (", ".join(signs) or _rules(decision))), now=now)
     elif request.accept_online_followup and decision.online_followup_eligible:
-        refer_online(session, encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
+        _refer_online(session, encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
+        online_followup = True
     elif not is_bookable(policy, stream):
         # Emergency (not a red flag) and walk-in clinics take patients without an appointment: the pass
         # is scanned at the entrance, today.
@@ -334,11 +351,15 @@ def submit_prescreen(
                        facts=Facts(slot=slot), now=now)
         else:
             alternatives = next_free_slots(session, policy, stream, after=preferred, now=now)
-    session.add(encounter)
-    outgoing = [_message_after_submit(session, encounter, policy, token, status_link)]
+    store.save(session, encounter)
+    assessment.encounter_id = encounter.id
+    store.insert_assessment(session, assessment)
+    if online_followup:
+        _open_followup_request(session, encounter, now)
+    outgoing = [_message_after_submit(encounter, slot, policy, token, status_link)]
     commit_and_deliver(session, notifier, outgoing)
-    view = visit_view(session, encounter, policy, now, assessment=assessment,
-                      open_callback=encounter.disposition == ONLINE_FOLLOWUP)
+    view = visit_view(session, encounter, policy, now, assessment_result=assessment.result,
+                      open_callback=online_followup, slot_end=aware(slot.ends_at) if slot else None)
     return PrescreenOutcome(encounter=encounter, decision=decision, status_token=token, slot=slot,
                             alternatives=alternatives, view=view)
 
@@ -347,21 +368,33 @@ def _rules(decision: Decision) -> str:
     return ", ".join(r.rule for r in decision.reasons)
 
 
-def _assessment_row(encounter: Encounter, data: Mapping[str, Any], decision: Decision, now: datetime) -> Assessment:
+def _assessment_row(data: Mapping[str, Any], decision: Decision, now: datetime) -> AssessmentRecord:
     result = decision.to_dict("zh")
     # Staff read the reasons in their own language later: keep the English sentences beside the Chinese.
     result["reasons_en"] = [{"rule": r.rule, "message": r.text("en")} for r in decision.reasons]
-    return Assessment(
-        encounter_id=encounter.id or 0, stage="online", created_at=now, inputs=dict(data), result=result,
-        recommended_stream=decision.stream.value if decision.stream else None,
-        recommended_level=decision.cn_level, policy_version=decision.policy_version)
+    return AssessmentRecord(
+        id=None, encounter_id=None, stage="online", created_at=now, actor_id=None, inputs=dict(data), result=result,
+        recommended_stream=decision.stream.value if decision.stream else None, recommended_level=decision.cn_level,
+        final_stream=None, final_level=None, overridden=False, override_reason=None,
+        policy_version=decision.policy_version)
 
 
-def refer_online(session: Session, encounter: Encounter, *, workflow: Workflow, policy: Policy, actor: Actor,
-                  now: datetime) -> None:
+def _refer_online(session: Session, encounter: EncounterRecord, *, workflow: Workflow, policy: Policy,
+                  actor: Actor, now: datetime) -> None:
     transition(session, encounter, "refer", workflow=workflow, policy=policy, actor=actor,
                facts=Facts(reason="online follow-up accepted", referral_target=ONLINE_FOLLOWUP), now=now)
     encounter.disposition = ONLINE_FOLLOWUP
+
+
+def refer_online(session: Session, encounter: EncounterRecord, *, workflow: Workflow, policy: Policy, actor: Actor,
+                 now: datetime) -> None:
+    """Refer a locked, live pre-screen to online follow-up and open the online clinic's call request (no commit)."""
+    _refer_online(session, encounter, workflow=workflow, policy=policy, actor=actor, now=now)
+    store.save(session, encounter)
+    _open_followup_request(session, encounter, now)
+
+
+def _open_followup_request(session: Session, encounter: EncounterRecord, now: datetime) -> None:
     # The online clinic has to reach the patient: the request waits in the staff's contact list.
     session.add(CallbackRequest(encounter_id=encounter.id, created_at=now,
                                 stream=encounter.provisional_stream or Stream.CHRONIC.value,
@@ -371,12 +404,12 @@ def refer_online(session: Session, encounter: Encounter, *, workflow: Workflow, 
 # --- finding a visit ------------------------------------------------------------------------------------
 
 
-def find_by_token(session: Session, token: str) -> Encounter:
+def find_by_token(session: Session, token: str) -> EncounterRecord:
     """The encounter whose status link carries `token`, or NotFound."""
     secret = (token or "").strip()
     encounter = None
     if 20 <= len(secret) <= 100:
-        encounter = session.exec(select(Encounter).where(Encounter.status_token_hash == digest(secret))).first()
+        encounter = store.by_token_hash(session, digest(secret))
     if encounter is None or encounter.purged_at is not None:
         raise NotFound("此链接无效或已过期。您可以用编号和手机号查询。",
                        "This link is not valid. You can look up your visit with its code and your phone number.")
@@ -386,13 +419,13 @@ def find_by_token(session: Session, token: str) -> Encounter:
 _NO_MATCH = ("编号或手机号不正确。", "The code or the phone number is not right.")
 
 
-def find_by_reference_and_phone(session: Session, reference: str, phone: str) -> Encounter:
+def find_by_reference_and_phone(session: Session, reference: str, phone: str) -> EncounterRecord:
     """The encounter with this reference whose phone matches (digits compared); one message for any miss."""
     code = normalize_reference(reference or "")
     digits = normalize_phone(phone)
     encounter = None
     if code and len(code) <= 16:
-        encounter = session.exec(select(Encounter).where(Encounter.reference == code)).first()
+        encounter = store.by_reference(session, code)
     stored = encounter.patient_phone if encounter is not None and encounter.patient_phone else "-"
     # Compare in constant time, and as much work whether or not the code exists.
     matches = hmac.compare_digest(normalize_phone(stored).encode(), digits.encode()) and bool(digits)
@@ -401,35 +434,44 @@ def find_by_reference_and_phone(session: Session, reference: str, phone: str) ->
     return encounter
 
 
-def get_encounter(session: Session, reference: str) -> Encounter:
+def get_encounter(session: Session, reference: str) -> EncounterRecord:
     """The encounter with this reference code, or NotFound."""
-    encounter = session.exec(
-        select(Encounter).where(Encounter.reference == normalize_reference(reference or ""))).first()
+    encounter = store.by_reference(session, normalize_reference(reference or ""))
     if encounter is None:
         raise NotFound("找不到此编号的预约。", "No visit has this reference code.", field="reference")
     return encounter
 
 
-def party_members(session: Session, encounter: Encounter) -> list[Encounter]:
+_PARTY = store.select_all().where(ENCOUNTER.c.party_id == bindparam("party_id")).order_by(ENCOUNTER.c.id)
+
+
+def party_members(session: Session, encounter: EncounterRecord) -> list[EncounterRecord]:
     """Everyone pre-screened together with `encounter` from one phone (itself included), oldest first."""
     if not encounter.party_id:
         return [encounter]
-    return list(session.exec(select(Encounter).where(Encounter.party_id == encounter.party_id)
-                             .order_by(col(Encounter.id))))
+    return store.fetch(session, _PARTY, {"party_id": encounter.party_id})
 
 
-def online_assessment(session: Session, encounter: Encounter) -> Assessment | None:
-    """The encounter's latest online assessment row."""
-    return session.exec(select(Assessment).where(Assessment.encounter_id == encounter.id,
-                                                 Assessment.stage == "online")
-                        .order_by(col(Assessment.id).desc())).first()
+_ONLINE_RESULT = (select(ASSESSMENT.c.result)
+                  .where(ASSESSMENT.c.encounter_id == bindparam("encounter_id"), ASSESSMENT.c.stage == "online")
+                  .order_by(ASSESSMENT.c.id.desc()).limit(1))
+_SLOT_END = select(SLOT.c.ends_at).where(SLOT.c.id == bindparam("slot_id"))
+_OPEN_CALLBACK = select(CALLBACK.c.id).where(CALLBACK.c.encounter_id == bindparam("encounter_id"),
+                                             CALLBACK.c.handled_at.is_(None)).limit(1)
+
+
+def online_result(session: Session, encounter: EncounterRecord) -> Mapping[str, Any] | None:
+    """The result of the encounter's latest online assessment."""
+    result: Mapping[str, Any] | None = store.connection(session).execute(
+        _ONLINE_RESULT, {"encounter_id": encounter.id}).scalar()
+    return result
 
 
 @dataclass(frozen=True)
 class VisitView:
     """Everything the status page shows, computed once: no patient answers in it."""
 
-    encounter: Encounter
+    encounter: EncounterRecord
     stream: Stream | None
     slot_start: datetime | None
     slot_end: datetime | None
@@ -459,37 +501,38 @@ def _route_reason(reasons: Any, *keys: str) -> str:
     return ""
 
 
-def visit_view(session: Session, encounter: Encounter, policy: Policy, now: datetime | None = None, *,
-               assessment: Assessment | None = None, open_callback: bool | None = None) -> VisitView:
+def visit_view(session: Session, encounter: EncounterRecord, policy: Policy, now: datetime | None = None, *,
+               assessment_result: Mapping[str, Any] | None = None, open_callback: bool | None = None,
+               slot_end: datetime | None = None) -> VisitView:
     """The status of one visit as the patient sees it.
 
-    `assessment` (its online assessment) and `open_callback` (whether a callback request waits) are read from
-    the database unless the caller, which has just written them, knows them.
+    `assessment_result` (of its online assessment), `open_callback` (whether a callback request waits) and
+    `slot_end` are read from the database unless the caller, which has just written them, knows them.
     """
     now = now or utcnow()
     stream_code = encounter.stream or encounter.provisional_stream
     stream = Stream(stream_code) if stream_code else None
-    row = assessment or online_assessment(session, encounter)
+    result = assessment_result if assessment_result is not None else online_result(session, encounter)
     reason_zh = reason_en = ""
     eligible = False
-    if row is not None:
-        eligible = bool(row.result.get("online_followup_eligible"))
-        reason_zh = _route_reason(row.result.get("reasons"), "message", "zh")
-        reason_en = _route_reason(row.result.get("reasons_en"), "message") or _route_reason(
-            row.result.get("reasons"), "en")
-    slot_end = None
-    if encounter.slot_id is not None:
-        slot = session.get(Slot, encounter.slot_id)
-        slot_end = aware(slot.ends_at) if slot is not None else None
+    if result is not None:
+        eligible = bool(result.get("online_followup_eligible"))
+        reason_zh = _route_reason(result.get("reasons"), "message", "zh")
+        reason_en = _route_reason(result.get("reasons_en"), "message") or _route_reason(result.get("reasons"), "en")
+    if encounter.slot_id is not None and slot_end is None:
+        ends_at = store.connection(session).execute(_SLOT_END, {"slot_id": encounter.slot_id}).scalar()
+        slot_end = aware(ends_at) if ends_at is not None else None
+    elif encounter.slot_id is None:
+        slot_end = None
     position = queue_position(session, encounter)
     wait = None
     if position is not None and stream is not None:
         wait = estimated_wait_minutes(position - 1, policy.streams[stream].consultation_minutes)
-    if open_callback is None:
-        open_callback = session.exec(select(CallbackRequest.id).where(
-            CallbackRequest.encounter_id == encounter.id,
-            col(CallbackRequest.handled_at).is_(None))).first() is not None
     live = encounter.state in LIVE_BOOKING_STATES and not is_stale(encounter, policy, now)
+    if open_callback is None:
+        # Shown only to a patient still choosing a time (a request closes when the visit is booked or cancelled).
+        open_callback = encounter.state == "prescreened" and store.connection(session).execute(
+            _OPEN_CALLBACK, {"encounter_id": encounter.id}).first() is not None
     return VisitView(
         encounter=encounter, stream=stream,
         slot_start=aware(encounter.slot_starts_at) if encounter.slot_starts_at and encounter.slot_id else None,
@@ -503,10 +546,13 @@ def visit_view(session: Session, encounter: Encounter, policy: Policy, now: date
 # --- the patient's changes --------------------------------------------------------------------------------
 
 
-def live_encounter(session: Session, reference: str, policy: Policy, workflow: Workflow, now: datetime) -> Encounter:
+def live_encounter(session: Session, reference: str, policy: Policy, workflow: Workflow, now: datetime
+                   ) -> EncounterRecord:
+    """The encounter, locked, when it is still valid; an expired pre-screen is expired (committed) and refused."""
     encounter = lock_encounter(session, reference)
     if is_stale(encounter, policy, now):
         _expire(session, encounter, workflow=workflow, policy=policy, now=now)
+        store.save(session, encounter)
         session.commit()
         raise Conflict("此预检已过期（仅在预约当天有效），请重新预检。",
                        "This pre-screen has expired (it is valid on its day only). Please pre-screen again.")
@@ -525,7 +571,7 @@ def move_visit(
     channel: str | None = None,
     expected_version: int | None = None,
     now: datetime | None = None,
-) -> Encounter:
+) -> EncounterRecord:
     """Book (if no slot yet) or move the visit to the slot named by `slot_key`; commits, then notifies."""
     now = now or utcnow()
     encounter = live_encounter(session, reference, policy, workflow, now)
@@ -548,6 +594,7 @@ def move_visit(
                facts=Facts(slot=slot, reason="moved by staff" if actor.kind == "staff" else None),
                expected_version=expected_version, now=now)
     encounter.disposition = None
+    store.save(session, encounter)
     if actor.kind == "staff":
         session.add(ContactAttempt(encounter_id=encounter.id or 0, at=now, actor_id=actor.user_id,
                                    channel=channel or "phone", outcome="reached_moved",
@@ -555,9 +602,9 @@ def move_visit(
     close_callbacks(session, encounter, actor, now, outcome="booked " + slot.starts_at.isoformat())
     when_zh = describe_slot(slot.starts_at, slot.ends_at, policy, "zh")
     when_en = describe_slot(slot.starts_at, slot.ends_at, policy, "en")
-    message = patient_message(session, encounter, policy,
-                     zh=f"您的就诊时间已改为 {when_zh}，编号 {format_reference(encounter.reference)}。",
-                     en=f"Your visit is now {when_en}, code {format_reference(encounter.reference)}.")
+    message = patient_message(encounter, policy,
+                              zh=f"您的就诊时间已改为 {when_zh}，编号 {format_reference(encounter.reference)}。",
+                              en=f"Your visit is now {when_en}, code {format_reference(encounter.reference)}.")
     commit_and_deliver(session, notifier, [message])
     return encounter
 
@@ -573,7 +620,7 @@ def cancel_visit(
     reason: str | None = None,
     channel: str | None = None,
     now: datetime | None = None,
-) -> Encounter:
+) -> EncounterRecord:
     """Cancel a visit before check-in (its slot is released); commits, then notifies."""
     now = now or utcnow()
     encounter = live_encounter(session, reference, policy, workflow, now)
@@ -584,18 +631,20 @@ def cancel_visit(
         raise InvalidInput({"reason": ("请填写取消原因。", "Give the reason for cancelling.")})
     transition(session, encounter, "cancel", workflow=workflow, policy=policy, actor=actor,
                facts=Facts(reason=why or "cancelled by the patient"), now=now)
+    store.save(session, encounter)
     if actor.kind == "staff":
         session.add(ContactAttempt(encounter_id=encounter.id or 0, at=now, actor_id=actor.user_id,
                                    channel=channel or "phone", outcome="reached_cancelled", note=why[:2000]))
     close_callbacks(session, encounter, actor, now, outcome="cancelled")
     ref = format_reference(encounter.reference)
     if actor.kind == "staff":
-        message = patient_message(session, encounter, policy,
-                         zh=f"医院已取消您的预约（编号 {ref}）：{why}。如需就诊请重新预检。",
-                         en=f"The hospital cancelled your visit (code {ref}): {why}. Pre-screen again to come.")
+        message = patient_message(encounter, policy,
+                                  zh=f"医院已取消您的预约（编号 {ref}）：{why}。如需就诊请重新预检。",
+                                  en=f"The hospital cancelled your visit (code {ref}): {why}. "
+                                     f"Pre-screen again to come.")
     else:
-        message = patient_message(session, encounter, policy, zh=f"您的预约（编号 {ref}）已取消。",
-                         en=f"Your visit (code {ref}) is cancelled.")
+        message = patient_message(encounter, policy, zh=f"您的预约（编号 {ref}）已取消。",
+                                  en=f"Your visit (code {ref}) is cancelled.")
     commit_and_deliver(session, notifier, [message])
     return encounter
 
@@ -609,15 +658,15 @@ def choose_online_followup(
     notifier: Notifier,
     actor: Actor = PATIENT,
     now: datetime | None = None,
-) -> Encounter:
+) -> EncounterRecord:
     """Take the offer of online follow-up instead of a visit (a recorded referral); commits, then notifies."""
     now = now or utcnow()
     encounter = live_encounter(session, reference, policy, workflow, now)
-    row = online_assessment(session, encounter)
-    if encounter.state not in LIVE_BOOKING_STATES or row is None or not row.result.get("online_followup_eligible"):
+    result = online_result(session, encounter)
+    if encounter.state not in LIVE_BOOKING_STATES or result is None or not result.get("online_followup_eligible"):
         raise Conflict("此预约不能改为线上复诊。", "Online follow-up is not offered for this visit.")
     refer_online(session, encounter, workflow=workflow, policy=policy, actor=actor, now=now)
-    message = patient_message(session, encounter, policy,
+    message = patient_message(encounter, policy,
                      zh=f"您已选择线上复诊（编号 {format_reference(encounter.reference)}），无需到院。"
                         f"医院线上门诊将致电联系您。",
                      en=f"You chose online follow-up (code {format_reference(encounter.reference)}): no need to "
@@ -640,7 +689,7 @@ def request_callback(
     encounter = live_encounter(session, reference, policy, workflow, now)
     if encounter.state != "prescreened":
         raise Conflict("您已有预约时段，无需回电。", "You already have a time slot; no callback is needed.")
-    existing = session.exec(select(CallbackRequest).where(
+    existing = session.exec(orm_select(CallbackRequest).where(
         CallbackRequest.encounter_id == encounter.id, col(CallbackRequest.handled_at).is_(None))).first()
     if existing is not None:
         return existing
@@ -648,7 +697,7 @@ def request_callback(
                               stream=encounter.provisional_stream or Stream.GENERAL.value,
                               preferred_day=encounter.visit_day)
     session.add(request)
-    message = patient_message(session, encounter, policy,
+    message = patient_message(encounter, policy,
                      zh=f"已收到您的回电请求（编号 {format_reference(encounter.reference)}），工作人员会尽快致电。",
                      en=f"We have your callback request (code {format_reference(encounter.reference)}); "
                         f"staff will call you soon.")
@@ -656,8 +705,8 @@ def request_callback(
     return request
 
 
-def close_callbacks(session: Session, encounter: Encounter, actor: Actor, now: datetime, *, outcome: str) -> None:
-    for request in session.exec(select(CallbackRequest).where(
+def close_callbacks(session: Session, encounter: EncounterRecord, actor: Actor, now: datetime, *, outcome: str) -> None:
+    for request in session.exec(orm_select(CallbackRequest).where(
             CallbackRequest.encounter_id == encounter.id, col(CallbackRequest.handled_at).is_(None))):
         request.handled_at = now
         request.handled_by_id = actor.user_id
@@ -668,7 +717,7 @@ def close_callbacks(session: Session, encounter: Encounter, actor: Actor, now: d
 # --- validity -----------------------------------------------------------------------------------------------
 
 
-def is_stale(encounter: Encounter, policy: Policy, now: datetime) -> bool:
+def is_stale(encounter: EncounterRecord, policy: Policy, now: datetime) -> bool:
     """Whether a pre-screen is past its visit day without check-in (it is valid on that day only)."""
     if encounter.state not in LIVE_BOOKING_STATES:
         return False
@@ -676,12 +725,12 @@ def is_stale(encounter: Encounter, policy: Policy, now: datetime) -> bool:
     return day < policy.local(now).date()
 
 
-def _expire(session: Session, encounter: Encounter, *, workflow: Workflow, policy: Policy, now: datetime) -> None:
+def _expire(session: Session, encounter: EncounterRecord, *, workflow: Workflow, policy: Policy, now: datetime) -> None:
     transition(session, encounter, "expire", workflow=workflow, policy=policy, actor=SYSTEM,
                facts=Facts(reason=f"visit day {encounter.visit_day} passed without check-in"), now=now)
 
 
-def expire_if_stale(session: Session, encounter: Encounter, policy: Policy, now: datetime | None = None,
+def expire_if_stale(session: Session, encounter: EncounterRecord, policy: Policy, now: datetime | None = None,
                     *, workflow: Workflow | None = None) -> bool:
     """Expire a pre-screen whose visit day has passed (-> no_show, slot released); commits if it did.
 
@@ -698,6 +747,7 @@ def expire_if_stale(session: Session, encounter: Encounter, policy: Policy, now:
     if not is_stale(locked, policy, now):
         return False
     _expire(session, locked, workflow=workflow, policy=policy, now=now)
+    store.save(session, locked)
     session.commit()
     return True
 
@@ -708,7 +758,7 @@ def expire_stale(session: Session, *, workflow: Workflow, policy: Policy, now: d
     now = now or utcnow()
     today = policy.local(now).date()
     start_of_today, _ = policy.local_day_bounds(today)
-    references = list(session.exec(select(Encounter.reference).where(
+    references = list(session.exec(orm_select(Encounter.reference).where(
         col(Encounter.state).in_(LIVE_BOOKING_STATES),
         (col(Encounter.visit_day) < today)
         | (col(Encounter.visit_day).is_(None) & (col(Encounter.created_at) < start_of_today)),
@@ -719,6 +769,7 @@ def expire_stale(session: Session, *, workflow: Workflow, policy: Policy, now: d
         encounter = lock_encounter(session, reference)
         if is_stale(encounter, policy, now):
             _expire(session, encounter, workflow=workflow, policy=policy, now=now)
+            store.save(session, encounter)
             count += 1
         if i % batch == 0:
             session.commit()
@@ -729,41 +780,39 @@ def expire_stale(session: Session, *, workflow: Workflow, policy: Policy, now: d
 # --- messages ----------------------------------------------------------------------------------------------
 
 
-def patient_message(session: Session, encounter: Encounter, policy: Policy, *, zh: str, en: str,
-           redact: Sequence[str] = ()) -> Outgoing | None:
+def patient_message(encounter: EncounterRecord, policy: Policy, *, zh: str, en: str,
+                    redact: Sequence[str] = ()) -> Outgoing | None:
+    """A message to the patient in their language, headed with the hospital's name (None without a phone)."""
     if not encounter.patient_phone:
         return None
     hospital = policy.hospital_name(encounter.patient_lang)
     body = f"{hospital}: {en}" if encounter.patient_lang == "en" else f"【{hospital}】{zh}"
-    return queue_message(session, phone=encounter.patient_phone, body=body, encounter_id=encounter.id,
-                         channel="sms", redact=redact)
+    return queue_message(phone=encounter.patient_phone, body=body, encounter_id=encounter.id, channel="sms",
+                         redact=redact)
 
 
-def _message_after_submit(session: Session, encounter: Encounter, policy: Policy, token: str,
+def _message_after_submit(encounter: EncounterRecord, slot: SlotRecord | None, policy: Policy, token: str,
                           status_link: LinkBuilder | None) -> Outgoing | None:
     ref = format_reference(encounter.reference)
     link = status_link(token) if status_link else ""
     link_zh = f"查看、改约或取消：{link}" if link else ""
     link_en = f" View, move or cancel: {link}" if link else ""
     stream = Stream(encounter.provisional_stream) if encounter.provisional_stream else None
+    redact = [link] if link else []
     if encounter.state == "directed_to_emergency":
         return None  # they were told on screen to go now; a text message would only arrive later
-    if encounter.state == "booked" and encounter.slot_starts_at is not None and stream is not None:
-        slot = session.get(Slot, encounter.slot_id)
-        end = aware(slot.ends_at) if slot else aware(encounter.slot_starts_at)
-        return patient_message(session, encounter, policy, redact=[link] if link else [],
-                      zh=f"预检完成。编号 {ref}，{stream.label('zh')}，"
-                         f"{describe_slot(encounter.slot_starts_at, end, policy, 'zh')}。请按时到院并出示通行证。"
-                         + link_zh,
-                      en=f"Pre-screen done. Code {ref}, {stream.label('en')}, "
-                         f"{describe_slot(encounter.slot_starts_at, end, policy, 'en')}. Come on time and show "
-                         f"your pass." + link_en)
+    if encounter.state == "booked" and slot is not None and stream is not None:
+        when_zh = describe_slot(slot.starts_at, slot.ends_at, policy, "zh")
+        when_en = describe_slot(slot.starts_at, slot.ends_at, policy, "en")
+        return patient_message(encounter, policy, redact=redact,
+                               zh=f"预检完成。编号 {ref}，{stream.label('zh')}，{when_zh}。请按时到院并出示通行证。"
+                                  + link_zh,
+                               en=f"Pre-screen done. Code {ref}, {stream.label('en')}, {when_en}. Come on time and "
+                                  f"show your pass." + link_en)
     if encounter.state == "referred":
-        return patient_message(session, encounter, policy, redact=[link] if link else [],
-                      zh=f"您已选择线上复诊（编号 {ref}），无需到院，医院线上门诊将致电联系您。" + link_zh,
-                      en=f"You chose online follow-up (code {ref}): no need to come in; the hospital's online "
-                         f"clinic will call you." + link_en)
-    return patient_message(session, encounter, policy, redact=[link] if link else [],
-                  zh=f"预检已保存，编号 {ref}。" + link_zh, en=f"Pre-screen saved, code {ref}." + link_en)
-
-
+        return patient_message(encounter, policy, redact=redact,
+                               zh=f"您已选择线上复诊（编号 {ref}），无需到院，医院线上门诊将致电联系您。" + link_zh,
+                               en=f"You chose online follow-up (code {ref}): no need to come in; the hospital's online "
+                                  f"clinic will call you." + link_en)
+    return patient_message(encounter, policy, redact=redact,
+                           zh=f"预检已保存，编号 {ref}。" + link_zh, en=f"Pre-screen saved, code {ref}." + link_en)

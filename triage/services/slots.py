@@ -9,15 +9,17 @@ row lock on PostgreSQL; SQLite's write transaction holds the database lock) and 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, select
+from sqlmodel import Session
 
 from triage.domain.errors import Conflict, InvalidInput
 from triage.domain.policy import Policy, Stream
-from triage.models import Slot
+from triage.services import store
 from triage.services.core import ensure_slots
+from triage.services.store import SLOT, SlotRecord
 
 SLOT_KEY_FORMAT = "%Y%m%dT%H%M"  # local start time of a slot, as a form value: 20261123T0900
 
@@ -119,26 +121,42 @@ def is_bookable(policy: Policy, stream: Stream) -> bool:
     return stream is not Stream.EMERGENCY and spec.bookable_online and spec.capacity_per_slot > 0
 
 
+_DAY = select(SLOT).where(SLOT.c.stream == bindparam("stream"), SLOT.c.day == bindparam("day")).order_by(SLOT.c.id)
+_AT = select(SLOT).where(SLOT.c.stream == bindparam("stream"), SLOT.c.starts_at == bindparam("starts_at"))
+_LOCK = select(SLOT).where(SLOT.c.id == bindparam("id")).with_for_update()
+_LOCK_MANY = (select(SLOT.c.id).where(SLOT.c.id.in_(bindparam("ids", expanding=True))).order_by(SLOT.c.id)
+              .with_for_update())
+
+
+def day_slots(session: Session, stream: Stream, day: date) -> list[SlotRecord]:
+    """The slot rows of a stream's day, in id order."""
+    return [SlotRecord(*row) for row in store.connection(session).execute(_DAY, {"stream": stream.value, "day": day})]
+
+
 def free_slots(session: Session, policy: Policy, stream: Stream, day: date, now: datetime,
                *, include_full: bool = False) -> list[SlotOffer]:
     """The stream's slots on `day` that have not started, with places left (read-only; no rows created)."""
     first, last = booking_window(policy, now)
     if not is_bookable(policy, stream) or not first <= day <= last:
         return []
+    return _offers(policy, stream, day, now, day_slots(session, stream, day), include_full=include_full)
+
+
+def _offers(policy: Policy, stream: Stream, day: date, now: datetime, rows: Iterable[SlotRecord],
+            *, include_full: bool = False) -> list[SlotOffer]:
+    """The policy's slots on `day` that have not started, with their bookings from `rows`."""
     spec = policy.streams[stream]
-    rows = {aware(s.starts_at): s for s in session.exec(
-        select(Slot).where(Slot.stream == stream.value, Slot.day == day))}
+    booked = {aware(row.starts_at): row.booked for row in rows}
     offers = []
     for start in spec.slot_starts(day):
         local = datetime.combine(day, start, tzinfo=policy.timezone)
         begin = local.astimezone(UTC)
         if begin <= now:
             continue
-        row = rows.get(begin)
         # The policy's capacity is the truth: a supervisor's cut applies to rows created before it.
         offer = SlotOffer(stream=stream, day=day, starts_at=begin,
                           ends_at=begin + timedelta(minutes=spec.slot_minutes), local_start=local,
-                          capacity=spec.capacity_per_slot, booked=row.booked if row is not None else 0)
+                          capacity=spec.capacity_per_slot, booked=booked.get(begin, 0))
         if include_full or offer.free > 0:
             offers.append(offer)
     return offers
@@ -169,8 +187,8 @@ def days_with_free_slots(session: Session, policy: Policy, stream: Stream, now: 
 
 
 def slot_for_booking(session: Session, policy: Policy, stream: Stream, starts_at: datetime, now: datetime,
-                     *, also_lock: Iterable[int | None] = ()) -> Slot:
-    """The slot row starting at `starts_at`, created if needed, locked, its capacity set from the policy.
+                     *, also_lock: Iterable[int | None] = ()) -> SlotRecord:
+    """The slot row starting at `starts_at`, created if needed and locked (its capacity is the policy's).
 
     `also_lock` names other slot rows the caller will change (the slot a patient moves from): all are
     locked in id order, so two patients swapping slots cannot deadlock on PostgreSQL.
@@ -186,66 +204,73 @@ def slot_for_booking(session: Session, policy: Policy, stream: Stream, starts_at
         raise Conflict("这个时段已经开始，请选择之后的时段。", "This slot has already started; choose a later one.",
                        field="slot")
     ensure_slots(session, policy, stream, day)
-    slot_id = session.exec(select(Slot.id).where(Slot.stream == stream.value, Slot.starts_at == starts_at)).one()
-    lock_slots(session, [slot_id, *also_lock])
-    slot = session.exec(
-        select(Slot).where(Slot.id == slot_id).with_for_update().execution_options(populate_existing=True)
-    ).one()
-    if slot.capacity != spec.capacity_per_slot:
-        slot.capacity = spec.capacity_per_slot
-        session.add(slot)
-        session.flush()
-    return slot
+    conn = store.connection(session)
+    row = conn.execute(_AT, {"stream": stream.value, "starts_at": starts_at}).one()
+    lock_slots(session, [row.id, *also_lock])
+    slot = SlotRecord(*conn.execute(_LOCK, {"id": row.id}).one())
+    return replace(slot, capacity=spec.capacity_per_slot)
 
 
 def lock_slots(session: Session, ids: Iterable[int | None]) -> None:
     """Lock slot rows in id order, so two patients swapping slots cannot deadlock (PostgreSQL)."""
     wanted = sorted({i for i in ids if i is not None})
-    if wanted:
-        list(session.exec(select(Slot.id).where(col(Slot.id).in_(wanted)).order_by(col(Slot.id)).with_for_update()))
+    if len(wanted) > 1:
+        store.connection(session).execute(_LOCK_MANY, {"ids": wanted}).all()
 
 
-def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date, now: datetime) -> Slot | None:
-    """Lock and return the earliest slot on `day` with a place left, or None.
+_NEXT_FREE = (select(SLOT).where(SLOT.c.stream == bindparam("stream"), SLOT.c.day == bindparam("day"),
+                                  SLOT.c.starts_at > bindparam("after"), SLOT.c.starts_at < bindparam("before"),
+                                  SLOT.c.booked < bindparam("cap"))
+              .order_by(SLOT.c.starts_at).limit(1))
+
+
+def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date, now: datetime) -> SlotRecord | None:
+    """The earliest slot on `day` with a place left, locked (PostgreSQL), or None.
 
     Slots in outpatient hours come first: a 24-hour fever clinic should not hand a patient who asked
     for "tomorrow" a slot at midnight; night slots are there for those who choose them.
-    One statement in the common case: the day's slot rows, locked in id order (as `lock_slots` locks them,
-    so a patient moving between slots cannot deadlock with this booking on PostgreSQL).
+    One indexed statement finds it (the day's rows are created on its first booking). On PostgreSQL only that
+    row is locked, and read again under the lock: patients booking the same first slot wait for each other
+    only until the booking before theirs commits, and one who finds it just filled takes the next. SQLite's
+    write transaction holds the database already.
     """
     first, last = booking_window(policy, now)
     spec = policy.streams[stream]
     if not is_bookable(policy, stream) or not first <= day <= last:
         return None
-    rows = _locked_day(session, stream, day)
-    if not rows:
-        ensure_slots(session, policy, stream, day)
-        rows = _locked_day(session, stream, day)
-    by_start = {aware(row.starts_at): row for row in rows}
-    candidates = []
-    for start in spec.slot_starts(day):
-        local = datetime.combine(day, start, tzinfo=policy.timezone)
-        row = by_start.get(local.astimezone(UTC))
-        if row is not None and aware(row.starts_at) > now and row.booked < spec.capacity_per_slot:
-            candidates.append((not policy.outpatient_hours.is_open(local), aware(row.starts_at), row))
-    if not candidates:
+    starts = {datetime.combine(day, start, tzinfo=policy.timezone).astimezone(UTC) for start in spec.slot_starts(day)}
+    if not starts:
         return None
-    slot = min(candidates, key=lambda c: (c[0], c[1]))[2]
-    if slot.capacity != spec.capacity_per_slot:  # the policy's capacity is the truth (a supervisor's change)
-        slot.capacity = spec.capacity_per_slot
-        session.add(slot)
-        session.flush()  # before the booking's atomic "booked < capacity" update reads it
-    return slot
-
-
-def _locked_day(session: Session, stream: Stream, day: date) -> list[Slot]:
-    return list(session.exec(
-        select(Slot).where(Slot.stream == stream.value, Slot.day == day).order_by(col(Slot.id))
-        .with_for_update().execution_options(populate_existing=True)))
+    windows = []
+    hours = policy.outpatient_hours
+    if hours.is_open_on(day):
+        midnight = datetime.combine(day, time(0), tzinfo=policy.timezone)
+        opens = datetime.combine(day, hours.opens, tzinfo=policy.timezone).astimezone(UTC)
+        closes = (midnight + timedelta(minutes=hours.closes_minutes)).astimezone(UTC)
+        windows.append((max(now, opens - timedelta(microseconds=1)), closes))
+    windows.append((now, max(starts) + timedelta(seconds=1)))
+    conn = store.connection(session)
+    capacity = spec.capacity_per_slot
+    params = {"stream": stream.value, "day": day, "cap": capacity}
+    for _ in range(2):  # a second look once the day's rows are created
+        for after, before in windows:
+            while (row := conn.execute(_NEXT_FREE, {**params, "after": after, "before": before}).first()) is not None:
+                slot = SlotRecord(*row)
+                after = slot.starts_at
+                if aware(slot.starts_at) not in starts:
+                    continue  # a row of an earlier policy's slot times: not offered
+                if conn.dialect.name != "postgresql":
+                    return replace(slot, capacity=capacity)
+                slot = SlotRecord(*conn.execute(_LOCK, {"id": slot.id}).one())
+                if slot.booked < capacity:
+                    return replace(slot, capacity=capacity)
+        if not ensure_slots(session, policy, stream, day):
+            return None
+    return None
 
 
 def chosen_slot(session: Session, policy: Policy, stream: Stream, key: str, now: datetime,
-                *, also_lock: Iterable[int | None] = ()) -> Slot:
+                *, also_lock: Iterable[int | None] = ()) -> SlotRecord:
     """Lock the slot a patient chose (by its key) or raise: unknown slot (422), full or started (409)."""
     starts_at = parse_slot_key(key, policy)
     if starts_at is None:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.models import ApiToken, Role, StaffUser
+
+USER = StaffUser.__table__  # type: ignore[attr-defined]
+TOKEN = ApiToken.__table__  # type: ignore[attr-defined]
 
 
 def digest(secret: str) -> str:
@@ -62,16 +67,41 @@ def issue_token(session: Session, *, user: StaffUser, label: str = "") -> str:
     return secret
 
 
-def user_for_token(session: Session, secret: str) -> StaffUser | None:
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """A signed-in member of staff, as a request needs them (read on every staff request, so kept light)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    session_epoch: int
+
+    @classmethod
+    def of(cls, user: StaffUser) -> Staff:
+        """The request's view of an account."""
+        return cls(user.id or 0, user.username, user.display_name, user.role, user.active, user.session_epoch)
+
+
+_STAFF_COLUMNS = (USER.c.id, USER.c.username, USER.c.display_name, USER.c.role, USER.c.active, USER.c.session_epoch)
+_BY_TOKEN = (select_columns(*_STAFF_COLUMNS).join_from(USER, TOKEN, TOKEN.c.user_id == USER.c.id)
+             .where(TOKEN.c.token_hash == bindparam("token_hash"), TOKEN.c.revoked_at.is_(None)))
+_BY_ID = select_columns(*_STAFF_COLUMNS).where(USER.c.id == bindparam("user_id"))
+
+
+def user_for_token(session: Session, secret: str) -> Staff | None:
     """The active user owning this unrevoked API token, or None."""
-    row = session.exec(
-        select(StaffUser, ApiToken)
-        .join(ApiToken, col(ApiToken.user_id) == col(StaffUser.id))
-        .where(ApiToken.token_hash == digest(secret), col(ApiToken.revoked_at).is_(None))
-    ).first()
-    if row is None or not row[0].active:
+    row = session.connection().execute(_BY_TOKEN, {"token_hash": digest(secret)}).first()
+    if row is None or not row.active:
         return None
-    return row[0]
+    return Staff(*row)
+
+
+def staff_by_id(session: Session, user_id: int) -> Staff | None:
+    """The account with this id (active or not), or None."""
+    row = session.connection().execute(_BY_ID, {"user_id": user_id}).first()
+    return Staff(*row) if row is not None else None
 
 
 def get_user(session: Session, username: str) -> StaffUser:

@@ -10,8 +10,9 @@ from flask import abort, g, request
 from flask_login import current_user, login_required
 
 from triage.db import get_session
-from triage.models import Role, StaffUser
+from triage.models import Role
 from triage.services import user_for_token
+from triage.services.staff import Staff
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +59,7 @@ def api_role(*roles: Role) -> Callable[[F], F]:
     return decorate
 
 
-def bearer_user() -> StaffUser | None:
+def bearer_user() -> Staff | None:
     """The staff user of the request's valid bearer token, if any."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -22,7 +22,7 @@ from triage.db import get_db, get_session
 from triage.domain.errors import InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
 from triage.hospital import effective_policy, workflow
-from triage.models import Encounter, Slot, utcnow
+from triage.models import utcnow
 from triage.notify import notifier_for
 from triage.services.core import format_reference, normalize_reference
 from triage.services.prescreen import (
@@ -40,6 +40,7 @@ from triage.services.prescreen import (
 )
 from triage.services.slots import SlotOffer, aware, booking_window, free_slots, is_bookable
 from triage.services.staff import digest
+from triage.services.store import EncounterRecord, SlotRecord
 from triage.web.access import bearer_user
 from triage.web.api import bp, json_body
 from triage.web.extensions import current_lang, limiter
@@ -100,7 +101,7 @@ def _parse(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, s
     return clean, errors
 
 
-def _family_member(family: Any) -> Encounter:
+def _family_member(family: Any) -> EncounterRecord:
     if not isinstance(family, dict) or not isinstance(family.get("reference"), str) \
             or not isinstance(family.get("status_token"), str):
         raise NotFound("", "")
@@ -114,7 +115,7 @@ def _field(key: str) -> str:
     return key if key in CONTACT_FIELDS or key.startswith("assessment") else f"assessment.{key}"
 
 
-def slot_json(offer_or_slot: SlotOffer | Slot, policy: Policy) -> dict[str, Any]:
+def slot_json(offer_or_slot: SlotOffer | SlotRecord, policy: Policy) -> dict[str, Any]:
     """A slot as JSON: UTC and local times, and places left for an offer."""
     starts, ends = aware(offer_or_slot.starts_at), aware(offer_or_slot.ends_at)
     body: dict[str, Any] = {
@@ -159,6 +160,21 @@ def status_json(view: VisitView, policy: Policy, lang: str) -> dict[str, Any]:
     }
 
 
+def _refused(errors: dict[str, tuple[str, str]], answers: dict[str, Any], decision: Any, lang: str
+             ) -> tuple[Response, int]:
+    """422 with every field's message; a danger sign says "go to the emergency department now" all the same."""
+    symptoms = answers.get("symptoms")
+    signs = danger_signs(symptoms if isinstance(symptoms, list) else [])
+    urgent = bool(signs) or (decision.outcome == "route" and decision.emergency_now)
+    message = _("Please check your input")
+    if urgent:
+        message = _("Danger sign: go to the emergency department now or call 120. Do not wait for a slot.")
+    return jsonify({
+        "message": message, "emergency_now": urgent,
+        "errors": [{"field": f, "message": en if lang == "en" else zh} for f, (zh, en) in errors.items()],
+    }), 422
+
+
 @bp.post("/prescreenings")
 @limiter.limit(limit("PRESCREEN_POST_LIMIT"))
 @limiter.shared_limit(limit("PRESCREEN_CREATE_LIMIT"), scope="prescreen-create", deduct_when=created_prescreen)
@@ -176,23 +192,15 @@ def create_prescreening() -> tuple[Response, int]:
     for key, message in more.items():
         errors.setdefault(_field(key), message)
     if errors:
-        signs = danger_signs(clean["answers"].get("symptoms") or []
-                             if isinstance(clean["answers"].get("symptoms"), list) else [])
-        urgent = bool(signs) or (decision.outcome == "route" and decision.emergency_now)
-        message = _("Please check your input")
-        if urgent:
-            message = _("Danger sign: go to the emergency department now or call 120. Do not wait for a slot.")
-        return jsonify({
-            "message": message, "emergency_now": urgent,
-            "errors": [{"field": f, "message": en if lang == "en" else zh} for f, (zh, en) in errors.items()],
-        }), 422
+        return _refused(errors, clean["answers"], decision, lang)
     try:
         outcome = submit_prescreen(
             get_session(), request=prescreen, workflow=workflow(), policy=policy,
             notifier=notifier_for(current_app),
             status_link=lambda token: url_for("prescreen.status", token=token, _external=True), checked=decision)
     except InvalidInput as exc:
-        raise InvalidInput({_field(k): v for k, v in exc.errors.items()}) from None
+        get_session().rollback()
+        return _refused({_field(k): v for k, v in exc.errors.items()}, clean["answers"], decision, lang)
     g.prescreen_created = True
     e = outcome.encounter
     result = status_json(outcome.view, policy, lang)
@@ -209,7 +217,7 @@ def create_prescreening() -> tuple[Response, int]:
     return response, 201
 
 
-def _authorized(encounter: Encounter) -> bool:
+def _authorized(encounter: EncounterRecord) -> bool:
     token = request.headers.get("X-Status-Token") or request.args.get("token") or ""
     if token and encounter.status_token_hash and hmac.compare_digest(digest(token.strip()),
                                                                      encounter.status_token_hash):

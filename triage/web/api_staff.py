@@ -19,8 +19,9 @@ from triage.domain.policy import Stream
 from triage.domain.queue import Wait
 from triage.hospital import effective_policy, workflow
 from triage.models import Assessment as AssessmentRecord
-from triage.models import Encounter, Role, TransitionLog
+from triage.models import Role, TransitionLog
 from triage.services import Actor, format_reference, normalize_reference, onsite
+from triage.services.store import EncounterRecord
 from triage.web.access import SUPERVISORS, api_role
 from triage.web.api import bp, json_body
 from triage.web.extensions import current_lang
@@ -33,7 +34,7 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
 
-def encounter_json(encounter: Encounter, lang: str) -> dict[str, Any]:
+def encounter_json(encounter: EncounterRecord, lang: str) -> dict[str, Any]:
     """A case as the staff API shows it (no phone number: integrations do not need it)."""
     wf = workflow()
     escort = onsite.escort_for(encounter) if encounter.ticket else None

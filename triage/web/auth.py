@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from triage.db import get_session
 from triage.services import authenticate
+from triage.services.staff import Staff
 from triage.web.extensions import LoginUser, limiter
 
 bp = Blueprint("auth", __name__)
@@ -51,7 +52,8 @@ def login() -> Response | str:
             form.password.errors = [_("Wrong username or password, or the account is deactivated.")]
         else:
             session.clear()
-            login_user(LoginUser(user))
+            session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME without activity
+            login_user(LoginUser(Staff.of(user)))
             flash(_("Welcome, %(name)s.", name=user.display_name), "success")
             return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
     return render_template("auth/login.html", form=form)

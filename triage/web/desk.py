@@ -29,8 +29,9 @@ from triage.domain.queue import priority_label
 from triage.domain.vocabulary import CONDITIONS, EXPOSURE_BY_CODE, EXPOSURES, INFECTION_SYMPTOMS, NEEDS, SYMPTOMS, label
 from triage.hospital import base_policy, effective_policy, workflow
 from triage.models import Assessment as AssessmentRecord
-from triage.models import Encounter, Origin, utcnow
+from triage.models import Origin, utcnow
 from triage.services import Actor, format_reference, onsite
+from triage.services.store import EncounterRecord
 from triage.web.access import SUPERVISORS, staff_required
 from triage.web.extensions import current_lang
 
@@ -334,7 +335,7 @@ def walk_in() -> Response | tuple[str, int]:
 # --- triage ------------------------------------------------------------------------------------------------
 
 
-def _prefill(form: TriageForm, encounter: Encounter, records: list[AssessmentRecord]) -> None:
+def _prefill(form: TriageForm, encounter: EncounterRecord, records: list[AssessmentRecord]) -> None:
     """Fill the re-asked questions from the latest assessment (online answers, or the last on-site one)."""
     latest = records[-1].inputs if records else {}
     symptoms = [c for c in latest.get("symptoms") or [] if isinstance(c, str)]
@@ -358,7 +359,7 @@ def _prefill(form: TriageForm, encounter: Encounter, records: list[AssessmentRec
     form.version.data = str(encounter.version)
 
 
-def _render_triage(form: TriageForm, encounter: Encounter, records: list[AssessmentRecord],
+def _render_triage(form: TriageForm, encounter: EncounterRecord, records: list[AssessmentRecord],
                    result: EngineResult | None, status: int = 200, loose: list[str] | None = None
                    ) -> tuple[str, int]:
     online = next((r for r in records if r.stage == "online"), None)

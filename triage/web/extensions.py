@@ -10,11 +10,10 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
-from sqlmodel import select
 
 from triage.db import get_session
 from triage.domain.errors import InvalidInput
-from triage.models import StaffUser
+from triage.services.staff import Staff, staff_by_id
 from triage.ttlcache import TTLCache
 
 LANGUAGES = ("zh", "en")
@@ -47,7 +46,7 @@ class LoginUser:
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, user: StaffUser) -> None:
+    def __init__(self, user: Staff) -> None:
         self.user = user
         self.id = user.id
         self.username = user.username
@@ -70,7 +69,7 @@ def _load_user(identity: str) -> LoginUser | None:
         user_id, epoch = (int(part) for part in identity.split(":"))
     except ValueError:
         return None
-    user = get_session().exec(select(StaffUser).where(StaffUser.id == user_id)).first()
+    user = staff_by_id(get_session(), user_id)
     if user is None or not user.active or user.session_epoch != epoch:
         return None
     return LoginUser(user)
@@ -121,8 +120,11 @@ def _refuse_unusable_requests() -> None:
 
 
 def _keep_session_fresh() -> None:
-    # Sessions expire after PERMANENT_SESSION_LIFETIME without activity.
-    session.permanent = True
+    # Sessions expire after PERMANENT_SESSION_LIFETIME without activity: a session with content is permanent,
+    # and Flask sends a permanent session's cookie again with every response (SESSION_REFRESH_EACH_REQUEST).
+    # An empty one (a phone calling the API, a waiting-room board) costs no cookie at all.
+    if session and not session.permanent:
+        session.permanent = True
 
 
 def init_app(app: Flask) -> None:

@@ -27,7 +27,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlmodel import col, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from triage.db import get_db, get_session
@@ -36,8 +35,9 @@ from triage.domain.policy import Policy, Stream
 from triage.domain.queue import mask_name, priority_label
 from triage.domain.vocabulary import label as vocabulary_label
 from triage.hospital import effective_policy, workflow
-from triage.models import Encounter, utcnow
+from triage.models import utcnow
 from triage.notify import mask_phone, notifier_for
+from triage.services import store
 from triage.services.contacts import (
     CONTACT_CHANNELS,
     CONTACT_OUTCOMES,
@@ -80,6 +80,7 @@ from triage.services.slots import (
     is_bookable,
     next_free_slots,
 )
+from triage.services.store import ENCOUNTER, EncounterRecord
 from triage.web.access import staff_required
 from triage.web.extensions import current_lang, limiter
 from triage.web.prescreen_forms import (
@@ -154,6 +155,7 @@ def grant(reference: str, token: str | None = None) -> None:
     while len(grants) > MAX_GRANTS:
         grants.pop(next(iter(grants)))
     session[GRANTS] = grants
+    session.permanent = True
 
 
 def _token_for(reference: str) -> str:
@@ -168,7 +170,7 @@ def visit_url(reference: str) -> str:
     return url_for("prescreen.visit", reference=reference)
 
 
-def _granted_encounter(reference: str) -> Encounter:
+def _granted_encounter(reference: str) -> EncounterRecord:
     code = normalize_reference(reference)
     if code not in _grants():
         # The same answer whether or not the code exists: the code alone proves nothing.
@@ -177,7 +179,7 @@ def _granted_encounter(reference: str) -> Encounter:
     return get_encounter(get_session(), code)
 
 
-def _expire_lazily(encounter: Encounter, policy: Policy) -> Encounter:
+def _expire_lazily(encounter: EncounterRecord, policy: Policy) -> EncounterRecord:
     """Expire a stale pre-screen in a write transaction, then read it again (GET sessions only read)."""
     now = utcnow()
     if not is_stale(encounter, policy, now):
@@ -303,9 +305,17 @@ def start() -> BaseResponse | str | tuple[str, int]:
             return render_template("prescreen/emergency.html", signs=signs, hints=form.hints(lang))
         return render_template("prescreen/form.html", form=form, hints=form.hints(lang), family=family,
                                other_errors=other)
-    outcome = submit_prescreen(
-        get_session(), request=prescreen, workflow=workflow(), policy=policy, notifier=_notifier(),
-        status_link=lambda token: url_for("prescreen.status", token=token, _external=True), checked=decision)
+    try:
+        outcome = submit_prescreen(
+            get_session(), request=prescreen, workflow=workflow(), policy=policy, notifier=_notifier(),
+            status_link=lambda token: url_for("prescreen.status", token=token, _external=True), checked=decision)
+    except InvalidInput as exc:  # the phone's limit of live pre-screens, checked in the booking's transaction
+        get_session().rollback()
+        if signs or decision.emergency_now:
+            return render_template("prescreen/emergency.html", signs=signs, hints=form.hints(lang))
+        other = form.add_errors({key: (en if lang == "en" else zh) for key, (zh, en) in exc.errors.items()})
+        return render_template("prescreen/form.html", form=form, hints=form.hints(lang), family=family,
+                               other_errors=other)
     g.prescreen_created = True
     reference = outcome.encounter.reference
     grant(reference, outcome.status_token)
@@ -323,7 +333,7 @@ def emergency() -> str:
 # --- a visit: status, pass, changes ---------------------------------------------------------------------------------
 
 
-def _render_visit(encounter: Encounter) -> str:
+def _render_visit(encounter: EncounterRecord) -> str:
     policy = _policy()
     encounter = _expire_lazily(encounter, policy)
     now = utcnow()
@@ -469,8 +479,8 @@ def online_followup(reference: str) -> BaseResponse:
 def family() -> str:
     """Every visit this browser has opened, grouped: a family's passes in one place."""
     references = list(_grants())
-    encounters = list(get_session().exec(
-        select(Encounter).where(col(Encounter.reference).in_(references)).order_by(col(Encounter.id))))
+    encounters = store.fetch(get_session(), store.select_all().where(ENCOUNTER.c.reference.in_(references))
+                             .order_by(ENCOUNTER.c.id)) if references else []
     policy = _policy()
     views = [visit_view(get_session(), e, policy) for e in encounters]
     return render_template("prescreen/family.html", views=views)

@@ -1,0 +1,61 @@
+"""The encounter store's records mirror the tables, and a saved case reads back exactly as it was written."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlmodel import Session, select
+
+from triage.hospital import base_policy, workflow
+from triage.models import Assessment, Encounter, Origin, Slot, TransitionLog, utcnow
+from triage.services import SYSTEM, log_entry, new_encounter, store, transition
+from triage.services.store import AssessmentRecord, EncounterRecord, SlotRecord
+
+pytestmark = pytest.mark.db
+
+
+@pytest.mark.parametrize(("record", "model"), [(EncounterRecord, Encounter), (SlotRecord, Slot),
+                                                (AssessmentRecord, Assessment)])
+def test_each_record_lists_its_tables_columns_in_order(record: type, model: type) -> None:
+    columns = [c.name for c in model.__table__.columns]  # type: ignore[attr-defined]
+    assert [f.name for f in fields(record) if f.name != "pending_log"] == columns
+
+
+def test_a_saved_case_reads_back_as_written_with_its_audit_rows(app: Flask, session: Session) -> None:
+    with app.app_context():
+        now = utcnow()
+        case = new_encounter(origin=Origin.ONLINE, state="prescreened", workflow=workflow(), policy=base_policy(),
+                             now=now, patient_name="王小明", patient_phone="13800138000", age_years=41, sex="M",
+                             visit_day=base_policy().local(now).date() + timedelta(days=1), priority_flags="elderly")
+        log_entry(case, workflow=workflow(), policy=base_policy(), actor=SYSTEM, now=now)
+        transition(session, case, "cancel", workflow=workflow(), policy=base_policy(), actor=SYSTEM, now=now)
+        assert len(case.pending_log) == 2
+        store.save(session, case)
+        session.commit()
+        assert case.id is not None and case.pending_log == []
+        again = store.by_reference(session, case.reference)
+        assert again is not None
+        assert {f.name: getattr(again, f.name) for f in fields(again) if f.name != "pending_log"} == \
+            {f.name: getattr(case, f.name) for f in fields(case) if f.name != "pending_log"}
+        assert again.flags == ["elderly"] and again.created_at.tzinfo is not None
+        orm = session.exec(select(Encounter).where(Encounter.id == case.id)).one()
+        assert (orm.state, orm.version, orm.patient_name) == ("cancelled", 2, "王小明")
+        log = session.exec(select(TransitionLog).where(TransitionLog.encounter_id == case.id)
+                           .order_by(TransitionLog.id)).all()  # type: ignore[arg-type]
+        assert [(r.trigger, r.from_state, r.to_state) for r in log] == [
+            ("create", None, "prescreened"), ("cancel", "prescreened", "cancelled")]
+
+
+def test_an_unsaved_change_writes_nothing(app: Flask, session: Session) -> None:
+    with app.app_context():
+        now = utcnow()
+        case = store.save(session, new_encounter(origin=Origin.WALK_IN, state="arrived", workflow=workflow(),
+                                                 policy=base_policy(), now=now))
+        session.commit()
+        transition(session, case, "leave", workflow=workflow(), policy=base_policy(), actor=SYSTEM, now=now)
+        session.rollback()
+        again = store.by_reference(session, case.reference)
+        assert again is not None and (again.state, again.version) == ("arrived", 1)

@@ -1,0 +1,204 @@
+"""The encounter store: encounters as plain records, read and written with prebuilt SQL statements.
+
+Every request at the entrance's morning peak reads or writes an encounter, so the use cases hold them as
+`EncounterRecord` (a slotted dataclass mirroring `models.Encounter`) and persist them with SQLAlchemy Core
+statements built once, at import. Measured on the 2-core bench machine (1,000,000 encounters, SQLite):
+loading one encounter as an ORM object cost 261 µs against 26–66 µs for the same row through a prebuilt
+statement, and a transition's write (case, two audit rows, an assessment) 2.8 ms through the session's
+unit of work against 0.7 ms here. The ORM models stay the schema (and Alembic's), and the ORM serves the
+screens where a few milliseconds do not matter (supervision, administration, reports).
+
+The audit guarantee lives here: `transition` (in `core`) queues an audit row on the record it changes, and
+`save` writes the case and its queued rows together, in the caller's transaction. Nothing else writes
+encounters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Executable, bindparam, insert, select, update
+from sqlmodel import Session
+
+from triage.models import Assessment, Encounter, Slot, TransitionLog, utcnow
+
+ENCOUNTER = Encounter.__table__  # type: ignore[attr-defined]
+SLOT = Slot.__table__  # type: ignore[attr-defined]
+TRANSITION_LOG = TransitionLog.__table__  # type: ignore[attr-defined]
+ASSESSMENT = Assessment.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True, eq=False)
+class EncounterRecord:
+    """One encounter row as a plain, mutable record (the columns of `models.Encounter`, in its order)."""
+
+    id: int | None = None
+    reference: str = ""
+    status_token_hash: str | None = None
+    origin: str = ""
+    state: str = ""
+    workflow_name: str = ""
+    workflow_version: str = ""
+    policy_version: str = ""
+    version: int = 1
+    patient_name: str | None = None
+    patient_phone: str | None = None
+    party_id: str | None = None
+    age_years: int | None = None
+    sex: str | None = None
+    visit_reason: str | None = None
+    patient_lang: str = "zh"
+    provisional_stream: str | None = None
+    stream: str | None = None
+    cn_level: int | None = None
+    priority_flags: str = ""
+    isolation_required: bool = False
+    acuity_sort: int = 9
+    priority_sort: int = 1
+    order_at: datetime | None = None
+    slot_id: int | None = None
+    slot_starts_at: datetime | None = None
+    visit_day: date | None = None
+    ticket_day: date | None = None
+    ticket_no: int | None = None
+    ticket: str | None = None
+    disposition: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    arrived_at: datetime | None = None
+    triaged_at: datetime | None = None
+    queued_at: datetime | None = None
+    called_at: datetime | None = None
+    call_count: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime = field(default_factory=utcnow)
+    purged_at: datetime | None = None
+    # Audit rows of transitions not yet written: `save` writes them with the case (not a column).
+    pending_log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def flags(self) -> list[str]:
+        """Priority flags as a list."""
+        return [f for f in self.priority_flags.split(",") if f]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRecord:
+    """One slot row (the columns of `models.Slot`, in its order)."""
+
+    id: int
+    stream: str
+    day: date
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    booked: int
+
+
+@dataclass(slots=True)
+class AssessmentRecord:
+    """One assessment row (the columns of `models.Assessment`, in its order); written once, never updated."""
+
+    id: int | None
+    encounter_id: int | None
+    stage: str
+    created_at: datetime
+    actor_id: int | None
+    inputs: dict[str, Any]
+    result: dict[str, Any]
+    recommended_stream: str | None
+    recommended_level: int | None
+    final_stream: str | None
+    final_level: int | None
+    overridden: bool
+    override_reason: str | None
+    policy_version: str
+
+
+COLUMNS: tuple[str, ...] = tuple(c.name for c in ENCOUNTER.columns)
+_WRITABLE = tuple(name for name in COLUMNS if name != "id")
+
+_SELECT = select(ENCOUNTER)
+_BY_REFERENCE = _SELECT.where(ENCOUNTER.c.reference == bindparam("reference"))
+_BY_REFERENCE_LOCKED = _BY_REFERENCE.with_for_update()
+_BY_TOKEN = _SELECT.where(ENCOUNTER.c.status_token_hash == bindparam("token_hash"))
+_REFERENCE_TAKEN = select(ENCOUNTER.c.id).where(ENCOUNTER.c.reference == bindparam("reference"))
+_INSERT = insert(ENCOUNTER).values({name: bindparam(f"v_{name}") for name in _WRITABLE}).returning(ENCOUNTER.c.id)
+_UPDATE = (update(ENCOUNTER).where(ENCOUNTER.c.id == bindparam("b_id"))
+           .values({name: bindparam(f"v_{name}") for name in _WRITABLE}))
+_INSERT_LOG = insert(TRANSITION_LOG)
+_INSERT_ASSESSMENT = insert(ASSESSMENT).returning(ASSESSMENT.c.id)
+_ASSESSMENT_COLUMNS = tuple(c.name for c in ASSESSMENT.columns if c.name != "id")
+
+
+def connection(session: Session) -> Connection:
+    """The session's connection, in its transaction (begun on first use)."""
+    return session.connection()
+
+
+def record(row: Any) -> EncounterRecord:
+    """A record from a result row of all the encounter's columns."""
+    return EncounterRecord(*row)
+
+
+def fetch(session: Session, statement: Executable, params: Mapping[str, Any] | None = None) -> list[EncounterRecord]:
+    """The records a SELECT of all the encounter's columns returns (`select_all()` builds one)."""
+    return [EncounterRecord(*row) for row in connection(session).execute(statement, params or {})]
+
+
+def select_all() -> Any:
+    """SELECT every column of the encounter, to refine with where/order_by/limit and pass to `fetch`."""
+    return _SELECT
+
+
+def by_reference(session: Session, reference: str, *, lock: bool = False) -> EncounterRecord | None:
+    """The encounter with this (normalized) reference code; `lock` takes its row lock (PostgreSQL)."""
+    row = connection(session).execute(_BY_REFERENCE_LOCKED if lock else _BY_REFERENCE,
+                                      {"reference": reference}).first()
+    return EncounterRecord(*row) if row is not None else None
+
+
+def by_token_hash(session: Session, token_hash: str) -> EncounterRecord | None:
+    """The encounter whose status link has this digest."""
+    row = connection(session).execute(_BY_TOKEN, {"token_hash": token_hash}).first()
+    return EncounterRecord(*row) if row is not None else None
+
+
+def reference_taken(session: Session, reference: str) -> bool:
+    """Whether an encounter has this reference code already."""
+    return connection(session).execute(_REFERENCE_TAKEN, {"reference": reference}).first() is not None
+
+
+def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
+    """Write the case (INSERT when new, else UPDATE of its row) and its queued audit rows, in the caller's
+    transaction. Returns the record, with its id once inserted."""
+    conn = connection(session)
+    values = {f"v_{name}": getattr(encounter, name) for name in _WRITABLE}
+    if encounter.id is None:
+        encounter.id = conn.execute(_INSERT, values).scalar_one()
+    else:
+        values["b_id"] = encounter.id
+        conn.execute(_UPDATE, values)
+    if encounter.pending_log:
+        rows = [{**row, "encounter_id": encounter.id} for row in encounter.pending_log]
+        conn.execute(_INSERT_LOG, rows)
+        encounter.pending_log.clear()
+    return encounter
+
+
+def insert_assessment(session: Session, assessment: AssessmentRecord) -> AssessmentRecord:
+    """Write an assessment row (never updated afterwards); returns the record with its id."""
+    values = {name: getattr(assessment, name) for name in _ASSESSMENT_COLUMNS}
+    assessment.id = connection(session).execute(_INSERT_ASSESSMENT, values).scalar_one()
+    return assessment
+
+
+def write_logs(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write audit rows that already name their encounter."""
+    if rows:
+        connection(session).execute(_INSERT_LOG, list(rows))
+
+
