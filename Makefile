@@ -77,5 +77,5 @@ clean:
 # After adding or changing user-visible text: extract, merge into the catalogs, then translate the
 # new empty msgstr entries in translations/zh/LC_MESSAGES/messages.po (tests fail on any left empty).
 translations-update: $(VENV)/.installed
-	$(BIN)/pybabel extract --no-location --sort-by-file -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot . >/dev/null
-	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i translations/messages.pot -d translations -l zh
+	$(BIN)/pybabel extract --no-wrap --no-location --sort-by-file -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot . >/dev/null
+	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching --ignore-obsolete -i translations/messages.pot -d translations -l zh

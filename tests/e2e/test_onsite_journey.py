@@ -197,11 +197,12 @@ def test_a_walk_in_re_triaged_from_general_to_fever(
     # In the general clinic the patient turns out febrile: re-triage with the reason.
     page.goto(f"{live_server}/queues/general")
     row = page.locator("tr:has-text('G-001')")
-    row.locator("summary").click()
-    row.get_by_label("重新分诊原因").fill("候诊时测体温 38.6 °C")
+    with page.expect_navigation():
+        row.get_by_role("link", name="更多操作").click()
+    page.get_by_label("重新分诊原因").fill("候诊时测体温 38.6 °C")
     shoot(page, "onsite-queue-retriage-zh")
     with page.expect_navigation():
-        row.get_by_role("button", name="重新分诊").click()
+        page.get_by_role("button", name="重新分诊").click()
     assert re.search(r"/desk/\w+/triage$", page.url)
     assert "重新分诊，原号码 G-001" in page.locator(".triage-head").inner_text()
     page.fill("#temperature_c", "38.6")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from triage.hospital import base_policy, workflow
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.db
                                                 (AssessmentRecord, Assessment)])
 def test_each_record_lists_its_tables_columns_in_order(record: type, model: type) -> None:
     columns = [c.name for c in model.__table__.columns]  # type: ignore[attr-defined]
-    assert [f.name for f in fields(record) if f.name != "pending_log"] == columns
+    assert [f.name for f in fields(record) if f.name not in ("pending_log", "stored")] == columns
 
 
 def test_a_saved_case_reads_back_as_written_with_its_audit_rows(app: Flask, session: Session) -> None:
@@ -38,8 +39,8 @@ def test_a_saved_case_reads_back_as_written_with_its_audit_rows(app: Flask, sess
         assert case.id is not None and case.pending_log == []
         again = store.by_reference(session, case.reference)
         assert again is not None
-        assert {f.name: getattr(again, f.name) for f in fields(again) if f.name != "pending_log"} == \
-            {f.name: getattr(case, f.name) for f in fields(case) if f.name != "pending_log"}
+        assert {f.name: getattr(again, f.name) for f in fields(again) if f.name not in ("pending_log", "stored")} == \
+            {f.name: getattr(case, f.name) for f in fields(case) if f.name not in ("pending_log", "stored")}
         assert again.flags == ["elderly"] and again.created_at.tzinfo is not None
         orm = session.exec(select(Encounter).where(Encounter.id == case.id)).one()
         assert (orm.state, orm.version, orm.patient_name) == ("cancelled", 2, "王小明")
@@ -59,3 +60,41 @@ def test_an_unsaved_change_writes_nothing(app: Flask, session: Session) -> None:
         session.rollback()
         again = store.by_reference(session, case.reference)
         assert again is not None and (again.state, again.version) == ("arrived", 1)
+
+
+def test_a_new_case_whose_reference_is_taken_draws_another(app: Flask, session: Session) -> None:
+    with app.app_context():
+        now = utcnow()
+        first = new_encounter(origin=Origin.WALK_IN, state="arrived", workflow=workflow(), policy=base_policy(),
+                              now=now)
+        store.save(session, first)
+        second = new_encounter(origin=Origin.WALK_IN, state="arrived", workflow=workflow(), policy=base_policy(),
+                               now=now)
+        second.reference = first.reference
+        store.save(session, second)
+        session.commit()
+        assert second.id is not None and second.id != first.id and second.reference != first.reference
+        assert len(second.reference) == 8
+
+
+def test_an_update_writes_only_the_columns_that_changed(app: Flask, session: Session) -> None:
+    with app.app_context():
+        now = utcnow()
+        case = store.save(session, new_encounter(origin=Origin.WALK_IN, state="arrived", workflow=workflow(),
+                                                 policy=base_policy(), now=now, patient_name="李四"))
+        session.commit()
+        seen: list[str] = []
+        engine = session.get_bind()
+        record = lambda *args: seen.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            loaded = store.by_reference(session, case.reference)
+            assert loaded is not None
+            store.save(session, loaded)  # nothing changed: nothing written
+            loaded.patient_name = "李小四"
+            store.save(session, loaded)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        session.commit()
+        updates = [s for s in seen if s.startswith("UPDATE")]
+        assert len(updates) == 1 and "patient_name" in updates[0] and "state" not in updates[0]

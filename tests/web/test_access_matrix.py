@@ -142,6 +142,7 @@ ROUTES = [
     R("GET", "/queues/", STAFF_PAGE, 200),
     R("GET", "/queues/general", STAFF_PAGE, 200),
     R("GET", "/queues/general/partial", STAFF_PAGE, 200),
+    R("GET", "/queues/general/{waiting}", STAFF_PAGE, 200),
     R("POST", "/queues/general/{waiting}/call", STAFF_PAGE, 302),
     R("GET", "/board/fever", STAFF_PAGE, 200),  # without its key, a board needs a staff login
     R("GET", "/board/fever/partial", STAFF_PAGE, 200),

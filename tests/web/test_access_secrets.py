@@ -97,6 +97,20 @@ def test_the_server_refuses_a_session_older_than_its_lifetime(
     assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
 
 
+def test_a_session_in_use_is_sent_again_once_a_minute_not_with_every_poll(
+    app: Flask, login: Callable[[Role], FlaskClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offset = [0]
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: int(time.time()) + offset[0])
+    nurse = login(Role.NURSE)
+    assert nurse.get("/desk/").status_code == 200
+    offset[0] += 30
+    assert "Set-Cookie" not in nurse.get("/queues/general/partial").headers  # a poll: no new cookie
+    offset[0] += 40
+    refreshed = nurse.get("/queues/general/partial")
+    assert refreshed.status_code == 200 and "session=" in refreshed.headers.get("Set-Cookie", "")
+
+
 # --- stored secrets -------------------------------------------------------------------------------------------
 
 

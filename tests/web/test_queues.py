@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +14,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, update
 from sqlmodel import col
 
+from tests.conftest import PASSWORD
 from tests.onsite_support import (
     always_open_app,  # noqa: F401 - the `app` fixture of this module
     db,
+    open_app,
     state_of,
     ticketed,
     version_of,
 )
 from triage.domain.policy import Stream
 from triage.models import Encounter, Role, utcnow
-from triage.services import onsite
+from triage.services import create_user, onsite
 
 EN = {"Accept-Language": "en"}
 
@@ -108,23 +111,43 @@ def test_an_overdue_patient_is_highlighted_in_words_not_only_colour(app: Flask, 
     assert re.search(r'<tr class="overdue">.*?Emergency', overview, re.S)
 
 
+def _case_page(client: FlaskClient, reference: str) -> str:
+    page = client.get(f"/queues/general/{reference}", headers=EN)
+    assert page.status_code == 200
+    return page.text
+
+
 def test_buttons_show_only_what_the_workflow_allows_now(app: Flask, nurse: FlaskClient) -> None:
     enc = _ticket(app)
-    waiting = _buttons(_row(nurse.get("/queues/general").text, enc.reference))
-    assert waiting == ["call", "start", "retriage", "refer", "leave"]
+    row = _row(nurse.get("/queues/general").text, enc.reference)
+    assert _buttons(row) == ["call", "start"] and f'href="/queues/general/{enc.reference}"' in row  # More actions
+    assert _buttons(_case_page(nurse, enc.reference)) == ["call", "start", "retriage", "refer", "leave"]
     _act(nurse, app, enc, "call")
     called_row = _row(nurse.get("/queues/general", headers=EN).text, enc.reference)
-    assert _buttons(called_row) == ["call", "start", "retriage", "refer", "mark_no_show", "leave"]
-    assert "Call again" in called_row
+    assert _buttons(called_row) == ["call", "start"] and "Call again" in called_row
+    assert _buttons(_case_page(nurse, enc.reference)) == ["call", "start", "retriage", "refer", "mark_no_show",
+                                                          "leave"]
     _act(nurse, app, enc, "start")
-    assert _buttons(_row(nurse.get("/queues/general").text, enc.reference)) == ["complete", "refer"]
+    assert _buttons(_row(nurse.get("/queues/general").text, enc.reference)) == ["complete"]
+    assert _buttons(_case_page(nurse, enc.reference)) == ["complete", "refer"]
 
 
-def test_every_action_form_carries_the_version(app: Flask, nurse: FlaskClient) -> None:
+def test_every_action_carries_the_version(app: Flask, nurse: FlaskClient) -> None:
     enc = _ticket(app)
+    version = f'name="version" value="{version_of(app, enc.reference)}"'
     row = _row(nurse.get("/queues/general").text, enc.reference)
-    forms = row.count("<form")
-    assert forms == row.count(f'name="version" value="{version_of(app, enc.reference)}"') == 5
+    assert row.count("<button") == row.count(version) == 2
+    page = _case_page(nurse, enc.reference)
+    assert page.count(version) == 5  # call, start, re-triage, refer, left
+
+
+def test_a_case_no_longer_in_the_queue_sends_back_to_the_list(app: Flask, nurse: FlaskClient) -> None:
+    enc = _ticket(app)
+    _act(nurse, app, enc, "leave")
+    response = nurse.get(f"/queues/general/{enc.reference}", headers=EN)
+    assert response.status_code == 302 and response.headers["Location"] == "/queues/general"
+    assert "G-001 is no longer in this queue." in nurse.get("/queues/general", headers=EN).text
+    assert nurse.get("/queues/general/ZZZZZZZZ").status_code == 404
 
 
 def test_the_partial_is_a_fragment(app: Flask, nurse: FlaskClient) -> None:
@@ -173,19 +196,30 @@ def test_closing_actions(app: Flask, nurse: FlaskClient, setup: list[str], trigg
 def test_refer_to_a_facility_from_the_policy_or_to_online_follow_up(app: Flask, nurse: FlaskClient,
                                                                      target: str) -> None:
     enc = _ticket(app)
-    page = nurse.get("/queues/general", headers=EN).text
+    page = _case_page(nurse, enc.reference)
     assert "West District Community Health Centre" in page and "Online follow-up" in page
     assert _act(nurse, app, enc, "refer", referral_target=target).status_code == 302
     case = state_of(app, enc.reference)
     assert (case.state, case.disposition) == ("referred", target)
 
 
-def test_refer_without_a_target_is_refused_beside_the_row(app: Flask, nurse: FlaskClient) -> None:
+def test_refer_without_a_target_is_refused_on_the_cases_page(app: Flask, nurse: FlaskClient) -> None:
     enc = _ticket(app)
     response = _act(nurse, app, enc, "refer", referral_target="")
     assert response.status_code == 422
+    assert 'role="alert"' in response.text and "Choose a facility" in response.text
+    assert 'name="referral_target" aria-invalid="true"' in response.text
+
+
+def test_a_failed_call_is_shown_beside_its_row(app: Flask, login: Callable[[Role], FlaskClient]) -> None:
+    first, second = login(Role.NURSE), login(Role.SUPERVISOR)
+    enc = _ticket(app)
+    stale = str(version_of(app, enc.reference))
+    assert first.post(f"/queues/general/{enc.reference}/call", data={"version": stale}).status_code == 302
+    response = second.post(f"/queues/general/{enc.reference}/start", data={"version": stale}, headers=EN)
+    assert response.status_code == 409 and "The list below shows the current state." in response.text
     row = _row(response.text, enc.reference)
-    assert "has-problem" in row and "<details class=\"more\" open>" in row and "Choose a facility" in row
+    assert "has-problem" in row and "Someone else changed this case" in row
 
 
 def test_re_triage_needs_a_reason_and_keeps_what_was_typed(app: Flask, nurse: FlaskClient) -> None:
@@ -221,7 +255,7 @@ def test_a_stale_action_gets_a_clear_conflict_never_a_silent_overwrite(app: Flas
     response = second.post(f"/queues/general/{enc.reference}/leave", data={"version": stale}, headers=EN)
     assert response.status_code == 409
     assert "Someone else changed this case" in response.text
-    assert "The list below shows the current state." in response.text
+    assert "The page shows the current state." in response.text  # the case's page, where "left" is
     assert state_of(app, enc.reference).state == "in_consultation"
 
 
@@ -241,11 +275,7 @@ def test_unknown_case_is_404(nurse: FlaskClient) -> None:
 # --- performance guard ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("patients", [2, 60])
-def test_the_queue_partial_runs_a_fixed_number_of_statements(app: Flask, nurse: FlaskClient, patients: int) -> None:
-    for i in range(patients):
-        _ticket(app, name=f"P{i}", age=20 + i)
-    nurse.get("/queues/general/partial")  # warm the policy cache, as a running server has
+def _statements(app: Flask, client: FlaskClient, path: str) -> list[str]:
     seen: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -255,9 +285,63 @@ def test_the_queue_partial_runs_a_fixed_number_of_statements(app: Flask, nurse: 
     engine = app.extensions["triage.db"].read_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
-        assert nurse.get("/queues/general/partial").status_code == 200
+        assert client.get(path).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", count)
+    return seen
+
+
+@pytest.mark.parametrize("patients", [2, 60])
+def test_the_queue_partial_runs_a_fixed_number_of_statements(app: Flask, nurse: FlaskClient, patients: int) -> None:
+    for i in range(patients):
+        _ticket(app, name=f"P{i}", age=20 + i)
+    nurse.get("/queues/general/partial")  # warm the policy cache, as a running server has
+    _ticket(app, name="Last")  # the queue changed: the next poll renders it again
+    seen = _statements(app, nurse, "/queues/general/partial")
     encounter_reads = [s for s in seen if "FROM encounter" in s]
     assert len(encounter_reads) == 3, seen  # called and in consultation, the head of the line, its counts
-    assert len(seen) <= 4, seen  # and the logged-in user
+    assert len(seen) <= 5, seen  # and the logged-in user, the queue's version
+    again = _statements(app, nurse, "/queues/general/partial")
+    assert [s for s in again if "FROM encounter" in s] == [] and len(again) <= 2, again  # unchanged: kept
+
+
+def test_a_kept_list_is_never_stale_and_carries_each_screens_own_token(
+    app: Flask, login: Callable[[Role], FlaskClient]
+) -> None:
+    first, second = login(Role.NURSE), login(Role.SUPERVISOR)
+    enc = _ticket(app, name="Wang Wu")
+    other = _ticket(app, name="Li Si")
+    assert 'name="csrf_token"' in first.get("/queues/general/partial", headers=EN).text
+    assert "/call" in _row(second.get("/queues/general/partial", headers=EN).text, enc.reference)
+    assert _act(first, app, enc, "call").status_code == 302
+    page = second.get("/queues/general/partial", headers=EN).text
+    assert "/start" in _row(page, enc.reference) and "Call again" in _row(page, enc.reference)
+    assert "/call" in _row(page, other.reference)
+    tokens = {re.search(r'name="csrf_token" value="([^"]+)"', client.get("/queues/general/partial").text)[1]
+              for client in (first, second)}  # type: ignore[index]
+    assert len(tokens) == 2
+
+
+def test_a_kept_list_posts_with_the_screens_own_csrf_token(database_url: str, tmp_path: Path) -> None:
+    app = open_app(database_url, tmp_path, WTF_CSRF_ENABLED=True)
+    try:
+        with db(app) as s:
+            for name in ("nurse-a", "nurse-b"):
+                create_user(s, username=name, password=PASSWORD, role=Role.NURSE)
+        clients = []
+        for name in ("nurse-a", "nurse-b"):
+            client = app.test_client()
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").text)[1]  # type: ignore[index]
+            assert client.post("/login", data={"csrf_token": token, "username": name, "password": PASSWORD}
+                               ).status_code == 302
+            clients.append(client)
+        enc = _ticket(app)
+        clients[0].get("/queues/general/partial")  # rendered for the first screen, kept for the second
+        page = clients[1].get("/queues/general/partial").text
+        assert f"/queues/general/{enc.reference}/call" in _row(page, enc.reference)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
+        response = clients[1].post(f"/queues/general/{enc.reference}/call",
+                                   data={"csrf_token": token, "version": str(version_of(app, enc.reference))})
+        assert response.status_code == 302 and state_of(app, enc.reference).state == "called"
+    finally:
+        app.extensions["triage.db"].dispose()

@@ -18,13 +18,13 @@ from triage.services.core import (
     lock_encounter,
     log_entry,
     new_encounter,
-    new_reference,
     next_ticket_number,
     normalize_reference,
     queue_position,
     transition,
 )
 from triage.services.staff import authenticate, create_user, digest, get_user, issue_token, user_for_token
+from triage.services.store import new_reference
 
 __all__ = [
     "EFFECTS",

@@ -6,7 +6,6 @@ version, runs the declared effects and writes the transition log, all in the cal
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,14 +21,18 @@ from triage.domain.policy import Policy, Stream
 from triage.models import Origin, StaffUser, TicketCounter, TransitionLog, utcnow
 from triage.services import store
 from triage.services.staff import Staff
-from triage.services.store import ENCOUNTER, SLOT, EncounterRecord, SlotRecord
+from triage.services.store import (
+    ENCOUNTER,
+    REFERENCE_LENGTH,
+    SLOT,
+    EncounterRecord,
+    SlotRecord,
+    new_reference,
+)
 from triage.workflow import Case, Workflow
 
 TICKET_COUNTER = TicketCounter.__table__  # type: ignore[attr-defined]
 
-# Crockford's base32 without the letters that read like digits: easy to read aloud and type.
-REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-REFERENCE_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,6 @@ class Facts:
 
 
 # --- references and tokens -----------------------------------------------------------------------
-
-
-def new_reference() -> str:
-    """A random reference code, 8 characters of Crockford base32 (40 bits)."""
-    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
 
 
 _LOOKALIKES = str.maketrans("OIL", "011")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, func, or_, true
+from sqlalchemy import Integer, and_, bindparam, case, func, or_, text, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -36,11 +36,9 @@ from triage.domain.queue import (
     measure_wait,
     priority_sort,
 )
-from triage.models import Assessment, Encounter, Origin, TransitionLog, utcnow
+from triage.models import QUEUE_CHANGE_SQL, Assessment, Encounter, Origin, TransitionLog, utcnow
 from triage.services import store
 from triage.services.core import (
-    REFERENCE_ALPHABET,
-    REFERENCE_LENGTH,
     Actor,
     Facts,
     apply_event,
@@ -48,12 +46,17 @@ from triage.services.core import (
     lock_encounter,
     log_entry,
     new_encounter,
-    new_reference,
     normalize_reference,
     transition,
 )
 from triage.services.staff import digest
-from triage.services.store import ENCOUNTER, AssessmentRecord, EncounterRecord
+from triage.services.store import (
+    ENCOUNTER,
+    REFERENCE_ALPHABET,
+    REFERENCE_LENGTH,
+    AssessmentRecord,
+    EncounterRecord,
+)
 from triage.workflow import Workflow
 
 # Queue actions staff take on a ticketed case (the events endpoint and the clinic screens).
@@ -490,8 +493,6 @@ def _create_walk_in(session: Session, patient: WalkIn, *, policy: Policy, workfl
         age_years=math.floor(clean.age_years) if clean.age_years is not None else None,
         arrived_at=now, visit_day=policy.local(now).date(), order_at=now,
     )
-    while store.reference_taken(session, encounter.reference):  # 40 random bits: rare, but it would happen
-        encounter.reference = new_reference()
     log_entry(encounter, workflow=workflow, policy=policy, actor=actor, now=now)
     return encounter
 
@@ -670,6 +671,7 @@ class QueueView:
         return [*self.called, *self.waiting, *self.in_consultation]
 
 
+TRANSITION_LOG = TransitionLog.__table__  # type: ignore[attr-defined]
 _QUEUE_ORDER = (ENCOUNTER.c.acuity_sort, ENCOUNTER.c.priority_sort, ENCOUNTER.c.order_at, ENCOUNTER.c.id)
 _QUEUE_ALL = (store.select_all().where(ENCOUNTER.c.state.in_(LIVE_STATES), ENCOUNTER.c.stream == bindparam("stream"))
               .order_by(*_QUEUE_ORDER))
@@ -706,6 +708,27 @@ def _waiting_counts(session: Session, stream: Stream, spec: Any, now: datetime) 
     return int(total), int(late_count or 0)
 
 
+def queue_entry(encounter: EncounterRecord, *, policy: Policy, workflow: Workflow, now: datetime,
+                position: int | None = None) -> QueueEntry:
+    """One case as its clinic's screen shows it: the wait against its target and the actions allowed now."""
+    spec = policy.streams[Stream(encounter.stream or Stream.GENERAL.value)]
+    wait = measure_wait(queued_at=encounter.queued_at, called_at=encounter.called_at, now=now,
+                        target_minutes=spec.wait_target(encounter.cn_level))
+    estimate = estimated_wait_minutes(position - 1, spec.consultation_minutes) if position else None
+    return QueueEntry(encounter, wait, position, estimate, queue_actions(workflow, encounter.state))
+
+
+_LATEST_QUEUE_CHANGE = (sa_select(func.max(TRANSITION_LOG.c.id))
+                        .where(TRANSITION_LOG.c.stream == bindparam("stream"), text(f"({QUEUE_CHANGE_SQL})")))
+
+
+def queue_version(session: Session, stream: Stream) -> int:
+    """The id of the stream's latest queue change (a case entering, moving within or leaving its live states); it
+    grows with every change on any worker or host, so a list rendered at one version is current while it holds."""
+    latest = store.connection(session).execute(_LATEST_QUEUE_CHANGE, {"stream": stream.value}).scalar()
+    return int(latest or 0)
+
+
 def read_queue(session: Session, *, stream: Stream, policy: Policy, workflow: Workflow,
                now: datetime | None = None, waiting_limit: int | None = None) -> QueueView:
     """A stream's live queue in queue order with waits against target (one indexed query).
@@ -724,19 +747,13 @@ def read_queue(session: Session, *, stream: Stream, policy: Policy, workflow: Wo
                 *store.fetch(session, _QUEUE_HEAD, {"stream": stream.value, "limit": waiting_limit})]
         view.waiting_count, view.overdue_count = _waiting_counts(session, stream, spec, now)
     for encounter in rows:
-        target = spec.wait_target(encounter.cn_level)
-        wait = measure_wait(queued_at=encounter.queued_at, called_at=encounter.called_at, now=now,
-                            target_minutes=target)
-        actions = queue_actions(workflow, encounter.state)
         if encounter.state == "waiting":
-            position = len(view.waiting) + 1
-            view.waiting.append(QueueEntry(encounter, wait, position,
-                                           estimated_wait_minutes(position - 1, spec.consultation_minutes),
-                                           actions))
+            view.waiting.append(queue_entry(encounter, policy=policy, workflow=workflow, now=now,
+                                            position=len(view.waiting) + 1))
         elif encounter.state == "called":
-            view.called.append(QueueEntry(encounter, wait, None, None, actions))
+            view.called.append(queue_entry(encounter, policy=policy, workflow=workflow, now=now))
         else:
-            view.in_consultation.append(QueueEntry(encounter, wait, None, None, actions))
+            view.in_consultation.append(queue_entry(encounter, policy=policy, workflow=workflow, now=now))
     view.called.sort(key=lambda e: e.encounter.called_at or now, reverse=True)
     return view
 

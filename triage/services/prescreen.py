@@ -48,7 +48,6 @@ from triage.services.core import (
     lock_encounter,
     log_entry,
     new_encounter,
-    new_reference,
     normalize_reference,
     queue_position,
     transition,
@@ -262,12 +261,6 @@ def _engine_input(answers: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _ensure_unused_reference(session: Session, encounter: EncounterRecord) -> None:
-    # 40 random bits: a collision is rare, but over millions of visits it would happen once.
-    while store.reference_taken(session, encounter.reference):
-        encounter.reference = new_reference()
-
-
 def submit_prescreen(
     session: Session,
     *,
@@ -323,7 +316,6 @@ def submit_prescreen(
     limit = _phone_limit_error(session, request.phone)
     if limit:
         raise InvalidInput(limit)
-    _ensure_unused_reference(session, encounter)
     slot: SlotRecord | None = None
     alternatives: list[SlotOffer] = []
     online_followup = False

@@ -15,17 +15,22 @@ encounters.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Executable, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from triage.models import Assessment, Encounter, Slot, TransitionLog, utcnow
 
 ENCOUNTER = Encounter.__table__  # type: ignore[attr-defined]
+# Crockford's base32 without the letters that read like digits: easy to read aloud and type.
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERENCE_LENGTH = 8
 SLOT = Slot.__table__  # type: ignore[attr-defined]
 TRANSITION_LOG = TransitionLog.__table__  # type: ignore[attr-defined]
 ASSESSMENT = Assessment.__table__  # type: ignore[attr-defined]
@@ -76,8 +81,10 @@ class EncounterRecord:
     ended_at: datetime | None = None
     updated_at: datetime = field(default_factory=utcnow)
     purged_at: datetime | None = None
-    # Audit rows of transitions not yet written: `save` writes them with the case (not a column).
+    # Not columns: audit rows of transitions not yet written (`save` writes them with the case), and the
+    # column values as last read or written, so that `save` writes only what changed.
     pending_log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    stored: tuple[Any, ...] | None = field(default=None, repr=False)
 
     @property
     def flags(self) -> list[str]:
@@ -120,18 +127,22 @@ class AssessmentRecord:
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in ENCOUNTER.columns)
 _WRITABLE = tuple(name for name in COLUMNS if name != "id")
+_PARAMS = tuple(f"v_{name}" for name in _WRITABLE)
 
 _SELECT = select(ENCOUNTER)
 _BY_REFERENCE = _SELECT.where(ENCOUNTER.c.reference == bindparam("reference"))
 _BY_REFERENCE_LOCKED = _BY_REFERENCE.with_for_update()
 _BY_TOKEN = _SELECT.where(ENCOUNTER.c.status_token_hash == bindparam("token_hash"))
-_REFERENCE_TAKEN = select(ENCOUNTER.c.id).where(ENCOUNTER.c.reference == bindparam("reference"))
-_INSERT = insert(ENCOUNTER).values({name: bindparam(f"v_{name}") for name in _WRITABLE}).returning(ENCOUNTER.c.id)
-_UPDATE = (update(ENCOUNTER).where(ENCOUNTER.c.id == bindparam("b_id"))
-           .values({name: bindparam(f"v_{name}") for name in _WRITABLE}))
+_UPDATES: dict[tuple[str, ...], Any] = {}
 _INSERT_LOG = insert(TRANSITION_LOG)
 _INSERT_ASSESSMENT = insert(ASSESSMENT).returning(ASSESSMENT.c.id)
 _ASSESSMENT_COLUMNS = tuple(c.name for c in ASSESSMENT.columns if c.name != "id")
+
+
+def new_reference() -> str:
+    """A random reference code, 8 characters of Crockford base32 (40 bits)."""
+    bits = secrets.randbits(5 * REFERENCE_LENGTH)
+    return "".join(REFERENCE_ALPHABET[(bits >> (5 * i)) & 31] for i in range(REFERENCE_LENGTH))
 
 
 def connection(session: Session) -> Connection:
@@ -141,12 +152,14 @@ def connection(session: Session) -> Connection:
 
 def record(row: Any) -> EncounterRecord:
     """A record from a result row of all the encounter's columns."""
-    return EncounterRecord(*row)
+    encounter = EncounterRecord(*row)
+    encounter.stored = tuple(row)[1:]
+    return encounter
 
 
 def fetch(session: Session, statement: Executable, params: Mapping[str, Any] | None = None) -> list[EncounterRecord]:
     """The records a SELECT of all the encounter's columns returns (`select_all()` builds one)."""
-    return [EncounterRecord(*row) for row in connection(session).execute(statement, params or {})]
+    return [record(row) for row in connection(session).execute(statement, params or {})]
 
 
 def select_all() -> Any:
@@ -158,30 +171,54 @@ def by_reference(session: Session, reference: str, *, lock: bool = False) -> Enc
     """The encounter with this (normalized) reference code; `lock` takes its row lock (PostgreSQL)."""
     row = connection(session).execute(_BY_REFERENCE_LOCKED if lock else _BY_REFERENCE,
                                       {"reference": reference}).first()
-    return EncounterRecord(*row) if row is not None else None
+    return record(row) if row is not None else None
 
 
 def by_token_hash(session: Session, token_hash: str) -> EncounterRecord | None:
     """The encounter whose status link has this digest."""
     row = connection(session).execute(_BY_TOKEN, {"token_hash": token_hash}).first()
-    return EncounterRecord(*row) if row is not None else None
+    return record(row) if row is not None else None
 
 
-def reference_taken(session: Session, reference: str) -> bool:
-    """Whether an encounter has this reference code already."""
-    return connection(session).execute(_REFERENCE_TAKEN, {"reference": reference}).first() is not None
+def _insert_statement(dialect: str) -> Any:
+    # A new reference that is taken already inserts nothing (and `save` draws another): 40 random bits collide
+    # rarely, but over millions of visits it would happen once.
+    dml = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (dml(ENCOUNTER).values({name: bindparam(f"v_{name}") for name in _WRITABLE})
+            .on_conflict_do_nothing(index_elements=["reference"]).returning(ENCOUNTER.c.id))
+
+
+_INSERTS = {dialect: _insert_statement(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def _update_statement(changed: tuple[str, ...]) -> Any:
+    # Only the changed columns: SQLite rewrites every index whose columns an UPDATE names, changed or not.
+    statement = _UPDATES.get(changed)
+    if statement is None:
+        statement = _UPDATES[changed] = (update(ENCOUNTER).where(ENCOUNTER.c.id == bindparam("b_id"))
+                                         .values({name: bindparam(f"v_{name}") for name in changed}))
+    return statement
 
 
 def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
-    """Write the case (INSERT when new, else UPDATE of its row) and its queued audit rows, in the caller's
-    transaction. Returns the record, with its id once inserted."""
+    """Write the case (INSERT when new, else an UPDATE of the columns that changed) and its queued audit rows, in
+    the caller's transaction. Returns the record, with its id once inserted."""
     conn = connection(session)
-    values = {f"v_{name}": getattr(encounter, name) for name in _WRITABLE}
+    values = tuple(getattr(encounter, name) for name in _WRITABLE)
     if encounter.id is None:
-        encounter.id = conn.execute(_INSERT, values).scalar_one()
+        statement = _INSERTS[conn.dialect.name]
+        while (new_id := conn.execute(statement, dict(zip(_PARAMS, values, strict=True))).scalar()) is None:
+            encounter.reference = new_reference()
+            values = tuple(getattr(encounter, name) for name in _WRITABLE)
+        encounter.id = new_id
     else:
-        values["b_id"] = encounter.id
-        conn.execute(_UPDATE, values)
+        stored = encounter.stored or (None,) * len(_WRITABLE)
+        changed = tuple(name for name, new, old in zip(_WRITABLE, values, stored, strict=True) if new != old)
+        if changed:
+            params = {f"v_{name}": getattr(encounter, name) for name in changed}
+            params["b_id"] = encounter.id
+            conn.execute(_update_statement(changed), params)
+    encounter.stored = values
     if encounter.pending_log:
         rows = [{**row, "encounter_id": encounter.id} for row in encounter.pending_log]
         conn.execute(_INSERT_LOG, rows)

@@ -7,17 +7,21 @@ HTML fragment (htmx), so any worker on any host can serve it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf as csrf_token
 from werkzeug.wrappers import Response
 
 from triage.db import get_session
 from triage.domain.errors import DomainError
 from triage.domain.policy import Stream
+from triage.domain.queue import LIVE_STATES
 from triage.hospital import effective_policy, workflow
-from triage.services import Actor, onsite
+from triage.models import utcnow
+from triage.services import Actor, format_reference, onsite
 from triage.web.access import staff_required
 from triage.web.desk import template_helpers
 from triage.web.extensions import current_lang
@@ -63,16 +67,19 @@ def _labels(lang: str) -> dict[str, str]:
 QUEUE_HEAD = 50
 
 
-def _context(stream: Stream) -> dict[str, Any]:
+def _texts(lang: str) -> dict[str, Any]:
+    """What every row needs in the request's language: row texts, action names, referral facilities."""
+    wf = workflow()
+    return {"L": _labels(lang), "T": {t: wf.trigger_label(t, lang) for t in onsite.QUEUE_TRIGGERS},
+            "primary_actions": PRIMARY_ACTIONS}
+
+
+def _context(stream: Stream, now: datetime | None = None) -> dict[str, Any]:
     session = get_session()
     policy = effective_policy(session)
-    wf = workflow()
-    view = onsite.read_queue(session, stream=stream, policy=policy, workflow=wf, waiting_limit=QUEUE_HEAD)
-    lang = current_lang()
-    return {"view": view, "stream": stream, "policy": policy, "L": _labels(lang),
-            "facilities": [(f.code, f.name(lang)) for f in policy.referral_facilities],
-            "primary_actions": PRIMARY_ACTIONS, "board_area": _board_area(stream),
-            "T": {t: wf.trigger_label(t, lang) for t in onsite.QUEUE_TRIGGERS}}
+    view = onsite.read_queue(session, stream=stream, policy=policy, workflow=workflow(), waiting_limit=QUEUE_HEAD,
+                             now=now)
+    return {"view": view, "stream": stream, "board_area": _board_area(stream), **_texts(current_lang())}
 
 
 def _board_area(stream: Stream) -> str:
@@ -95,11 +102,54 @@ def stream(stream: str) -> str:
     return render_template("queues/stream.html", problem=None, **_context(_stream(stream)))
 
 
+# A clinic's screen polls its list every few seconds, and a hospital has many screens on each queue: each worker
+# keeps the last list it rendered for each stream and language, with the stream's queue version and the minute it
+# was rendered for. A poll reads the version (one index probe): while no case has entered, moved in or left the
+# queue, on any worker or host, and the minute is the same, the list is current and is sent again, with the
+# screen's own CSRF token put in. A nurse never sees a patient she has just called as still waiting.
+_TOKEN_SLOT = "\x00csrf\x00"  # noqa: S105  # nosec B105 - a placeholder, never in rendered HTML (no NUL in text)
+
+
 @bp.get("/<stream>/partial")
 @staff_required()
 def partial(stream: str) -> str:
     """The queue as an HTML fragment, polled by the screen every few seconds."""
-    return render_template("queues/_queue.html", problem=None, **_context(_stream(stream)))
+    queue = _stream(stream)
+    session = get_session()
+    minute = utcnow().replace(second=0, microsecond=0)
+    key = (onsite.queue_version(session, queue), minute, effective_policy(session).version, workflow().version)
+    lang = current_lang()
+    rendered: dict[tuple[Stream, str], tuple[tuple[Any, ...], str]] = current_app.extensions.setdefault(
+        "triage.queue_lists", {})
+    cached = rendered.get((queue, lang))
+    if cached is None or cached[0] != key:
+        html = render_template("queues/_queue.html", problem=None, csrf=_TOKEN_SLOT, **_context(queue, minute))
+        cached = rendered[(queue, lang)] = (key, html)
+    return cached[1].replace(_TOKEN_SLOT, csrf_token())
+
+
+@bp.get("/<stream>/<reference>")
+@staff_required()
+def case(stream: str, reference: str) -> Response | str:
+    """One case of the queue with every action allowed now, the rarer ones (re-triage, refer, no-show, left) too."""
+    page = _case_page(_stream(stream), reference, problem=None)
+    return page if isinstance(page, Response) else page[0]
+
+
+def _case_page(queue: Stream, reference: str, *, problem: dict[str, Any] | None, status: int = 200
+               ) -> Response | tuple[str, int]:
+    session = get_session()
+    encounter = onsite.get_encounter(session, reference)
+    if encounter.stream != queue.value or encounter.state not in LIVE_STATES:
+        flash(_("%(ticket)s is no longer in this queue.", ticket=encounter.ticket or format_reference(reference)),
+              "info")
+        return redirect(url_for("queues.stream", stream=queue.value))
+    lang = current_lang()
+    policy = effective_policy(session)
+    entry = onsite.queue_entry(encounter, policy=policy, workflow=workflow(), now=utcnow())
+    return render_template("queues/case.html", e=entry, stream=queue, problem=problem,
+                           facilities=[(f.code, f.name(lang)) for f in policy.referral_facilities],
+                           **_texts(lang)), status
 
 
 @bp.post("/<stream>/<reference>/<trigger>")
@@ -124,6 +174,10 @@ def act(stream: str, reference: str, trigger: str) -> Response | tuple[str, int]
         lang = current_lang()
         problem = {"reference": reference, "trigger": trigger, "message": exc.text(lang), "field": exc.field,
                    "reason": reason or "", "referral_target": target or "", "status": exc.status}
+        if trigger not in PRIMARY_ACTIONS:  # sent from the case's page: show it again, with what was typed
+            page = _case_page(queue, reference, problem=problem, status=exc.status)
+            if not isinstance(page, Response):
+                return page
         return render_template("queues/stream.html", problem=problem, **_context(queue)), exc.status
     label = workflow().trigger_label(trigger, current_lang())
     if trigger == "retriage":
