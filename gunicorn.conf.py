@@ -1,17 +1,19 @@
 """gunicorn settings for `make run` and production; override with TRIAGE_WORKERS / TRIAGE_THREADS or GUNICORN_CMD_ARGS.
 
-Worker model, chosen by measurement (`make bench`, README "Performance"): synchronous workers, two per core.
+Worker model, chosen by measurement (`make bench`, README "Performance"): synchronous workers, one per core.
 Every request here is short (live screens poll small fragments; nothing streams), so a worker per request
-costs nothing in waiting, and on this app sync workers served more than gthread workers (2 × 4 threads) for
-almost every operation. Run gunicorn behind a buffering reverse proxy (nginx) in production, as gunicorn
-advises for sync workers, so that slow phones cannot hold a worker.
+waits for nothing, and sync workers served more than gthread workers (2 x 4 threads) for almost every
+operation. One per core rather than two: with two per core the writes (pre-screens, triage) served a third
+less on both databases, each worker's requests costing more CPU (a process holding SQLite's write lock or a
+slot's row lock was descheduled for another worker's request). Run gunicorn behind a buffering reverse proxy
+(nginx) in production, as gunicorn advises for sync workers, so that slow phones cannot hold a worker.
 """
 
 import multiprocessing
 import os
 
 bind = os.environ.get("TRIAGE_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("TRIAGE_WORKERS", str(2 * multiprocessing.cpu_count())))
+workers = int(os.environ.get("TRIAGE_WORKERS", str(multiprocessing.cpu_count())))
 threads = int(os.environ.get("TRIAGE_THREADS", "1"))
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30

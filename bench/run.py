@@ -144,10 +144,32 @@ def bench_policy(folder: Path) -> Path:
     return path
 
 
+BENCH_REDIS = "redis://127.0.0.1:6379/15"  # a database of its own, emptied before each run
+
+
+def ratelimit_storage() -> str:
+    """Where the server counts its rate limits, as in production with several workers: in Redis, shared by them
+    (TRIAGE_RATELIMIT_STORAGE_URI when set, else the local server). Without Redis, in each worker's memory."""
+    configured = os.environ.get("TRIAGE_RATELIMIT_STORAGE_URI")
+    if configured:
+        return configured
+    try:
+        import redis
+
+        client = redis.Redis.from_url(BENCH_REDIS, socket_connect_timeout=1)
+        client.flushdb()  # a previous run's counters (the same simulated addresses) would refuse this run's requests
+        client.close()
+    except Exception:
+        print("(no Redis at 127.0.0.1:6379: rate limits are counted in each worker's memory)", flush=True)
+        return "memory://"
+    return BENCH_REDIS
+
+
 def environment(url: str, policy: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIAGE_", "GUNICORN_"))}
     env.update(TRIAGE_DATABASE_URL=url, TRIAGE_POLICY=str(policy), TRIAGE_SECRET_KEY="bench-" + os.urandom(16).hex(),
-               TRIAGE_BIND=f"127.0.0.1:{port}", TRIAGE_PROXY_HOPS="1", TRIAGE_SECURE_COOKIES="0")
+               TRIAGE_BIND=f"127.0.0.1:{port}", TRIAGE_PROXY_HOPS="1", TRIAGE_SECURE_COOKIES="0",
+               TRIAGE_RATELIMIT_STORAGE_URI=ratelimit_storage())
     for key in ("GUNICORN_CMD_ARGS", "TRIAGE_WORKERS", "TRIAGE_THREADS"):  # to compare server models
         if key in os.environ:
             env[key] = os.environ[key]
@@ -198,8 +220,14 @@ def load(env: dict[str, str], scale: Scale, folder: Path) -> tuple[float, dict[s
             booked = pools["check_in"] + pools["mix_check_in"]
             bookings = generate_bookings(session, policy, booked + pools["triage"] + pools["mix_triage"],
                                          arrived=pools["triage"] + pools["mix_triage"])
-            with db.engine.begin() as conn:
-                conn.execute(text("ANALYZE"))
+            # Fresh statistics, and on PostgreSQL a vacuumed table as autovacuum keeps it (the visibility map lets
+            # the latest-change probe of a queue be an index-only scan).
+            with db.engine.connect() as conn:
+                if db.is_sqlite:
+                    conn.execute(text("ANALYZE"))
+                    conn.commit()
+                else:
+                    conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
             today = policy.local(utcnow()).date()
             config = {"bearer": token, "board_key": board_key("outpatient"),
                       "booking_day": (today + timedelta(days=1)).isoformat(),
@@ -349,7 +377,8 @@ def run_database(label: str, url: str, scale: Scale, engine_rate: float) -> Run:
             run.operations["mix"] = wrk(port, "mix", scale.mix_seconds, scale, folder)
             workers = workers_of(server.pid)
             run.workers = {"count": len(workers), "peak_rss_mb": [round(peak_rss_mb(p), 1) for p in workers],
-                           "server": gunicorn_settings(env)}
+                           "server": gunicorn_settings(env),
+                           "rate_limits": env["TRIAGE_RATELIMIT_STORAGE_URI"].split("://", 1)[0]}
     run.floor_rps = statistics.median(run.floors)
     for result in run.operations.values():
         result["ratio"] = round(result["rps"] / run.floor_rps, 3)
@@ -369,7 +398,8 @@ def gunicorn_settings(env: dict[str, str]) -> str:
 def table(run: Run) -> str:
     lines = [f"{run.database}: floor {run.floor_rps:,.0f} req/s (GET /healthz), engine "
              f"{run.engine_assessments_per_s:,.0f} assessments/s on one core, {run.encounters:,} past encounters "
-             f"(bulk {run.bulk_seconds:.1f} s), workers {run.workers.get('server', '')}, peak RSS per worker "
+             f"(bulk {run.bulk_seconds:.1f} s), workers {run.workers.get('server', '')}, rate limits in "
+             f"{run.workers.get('rate_limits', '?')}, peak RSS per worker "
              f"{run.workers.get('peak_rss_mb')} MB",
              f"{'operation':18s}{'req/s':>9s}{'ratio':>8s}{'p50 ms':>9s}{'p99 ms':>9s}{'errors':>8s}  target"]
     met = targets_met(run.operations)

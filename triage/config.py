@@ -34,7 +34,9 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
         POLICY_PATH=os.environ.get("TRIAGE_POLICY", str(ROOT / "workflows" / "policy.yaml")),
         WORKFLOWS_DIR=str(ROOT / "workflows"),
         RATELIMIT_STORAGE_URI=os.environ.get("TRIAGE_RATELIMIT_STORAGE_URI", "memory://"),
-        RATELIMIT_HEADERS_ENABLED=True,
+        # No X-RateLimit-* headers: they cost two more trips to the rate-limit storage on every limited request;
+        # a refused request says when to try again (Retry-After, triage/web/errors.py).
+        RATELIMIT_HEADERS_ENABLED=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=_env_bool("TRIAGE_SECURE_COOKIES", True),

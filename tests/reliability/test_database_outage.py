@@ -3,7 +3,7 @@
 PostgreSQL: the server reaches the database through a TCP relay started by the test, which cuts every connection
 and refuses new ones, then comes back. Meanwhile pages answer 503 with the "try again" page (Chinese by default,
 English when the browser asks) and the API answers 503 JSON: never a 500 or a stack trace, and nothing half-done.
-Afterwards requests succeed again by themselves (the pool's pre-ping drops the dead connections).
+Afterwards requests succeed again by themselves (a pooled connection the server closed is refused at checkout).
 Both databases: a transaction holding the write lock for a few seconds (a backup, a migration) makes requests
 wait, not fail.
 """

@@ -512,20 +512,35 @@ def test_the_queue_read_uses_the_queue_index_among_many_past_cases(app: Flask, s
              "priority_flags": "", "isolation_required": False, "acuity_sort": 5, "priority_sort": 1,
              "call_count": 1} for i in range(20_000)]
     session.execute(Encounter.__table__.insert(), past)  # type: ignore[attr-defined]
+    first = session.execute(text("SELECT min(id) FROM encounter")).scalar_one()
+    # Their audit trail, and a busy morning of other streams' bookings logged after the last queue change.
+    log = [{"encounter_id": first + i, "at": now, "trigger": "complete", "from_state": "in_consultation",
+            "to_state": "completed", "actor_kind": "staff", "stream": ("general", "fever", "chronic")[i % 3],
+            "workflow_version": "1", "policy_version": "test"} for i in range(20_000)]
+    log += [{**row, "trigger": "book", "from_state": "prescreened", "to_state": "booked", "stream": "fever"}
+            for row in log[:20_000]]
+    session.execute(TransitionLog.__table__.insert(), log)  # type: ignore[attr-defined]
     for i in range(5):
         ticketed(session, Stream.GENERAL, name=f"Live {i}")
     dialect = session.get_bind().dialect
+    session.commit()
     if dialect.name == "sqlite":
         session.execute(text("ANALYZE"))
-    else:
-        session.commit()
-        session.execute(text("ANALYZE encounter"))
+    else:  # as autovacuum keeps a table: statistics and the visibility map
+        with session.get_bind().connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     explain = "EXPLAIN QUERY PLAN" if dialect.name == "sqlite" else "EXPLAIN"
     for query in (onsite._QUEUE_ALL, onsite._QUEUE_HEAD, onsite._QUEUE_OTHERS):
         statement = query.params(stream="general", limit=50).compile(
             dialect=dialect, compile_kwargs={"literal_binds": True})
         plan = " ".join(str(row) for row in session.execute(text(f"{explain} {statement}")))
         assert "ix_encounter_queue" in plan, plan
+    for stream in ("general", "chronic"):
+        statement = onsite._LATEST_QUEUE_CHANGE.params(stream=stream).compile(
+            dialect=dialect, compile_kwargs={"literal_binds": True})
+        plan = " ".join(str(row) for row in session.execute(text(f"{explain} {statement}")))
+        assert "ix_transition_log_queue" in plan, plan
+    assert onsite.queue_version(session, Stream.GENERAL) > onsite.queue_version(session, Stream.CHRONIC) > 0
     session.rollback()
     view = onsite.read_queue(session, stream=Stream.GENERAL, policy=base_policy(), workflow=workflow())
     assert len(view.waiting) == 5

@@ -556,11 +556,12 @@ def test_creating_pre_screens_is_rate_limited_per_client_but_corrections_are_not
     assert submit(client, preferred_day=day, name="甲").status_code == 302
     assert submit(client, preferred_day=day, name="乙").status_code == 302
     blocked = submit(client, preferred_day=day, name="丙")
-    assert blocked.status_code == 429
+    assert blocked.status_code == 429 and blocked.headers["Retry-After"] == "60"  # the minute's window
     # The JSON API shares the same budget: no second door for a script.
     from tests.web.prescreen_support import api_body
 
-    assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day)).status_code == 429
+    refused = client.post("/api/v1/prescreenings", json=api_body(preferred_day=day))
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
     app.extensions["triage.db"].dispose()
 
 

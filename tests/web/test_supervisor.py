@@ -75,6 +75,21 @@ def test_dashboard_shows_who_is_over_target(app: Flask, login: Callable[[Role], 
     assert "Over target" in live and "F-901" in live
 
 
+def test_a_long_line_over_target_lists_the_most_overdue_and_counts_the_rest(
+    app: Flask, login: Callable[[Role], FlaskClient]
+) -> None:
+    with db(app) as session:
+        for i in range(40):
+            queued = utcnow() - timedelta(minutes=70 + i)
+            case(session, state="waiting", stream="fever", visit_day=None, isolation=True, queued_at=queued,
+                 triaged_at=queued, ticket=f"F-{900 + i}", ticket_day=queued.date(), ticket_no=900 + i)
+        session.commit()
+    live = login(Role.SUPERVISOR).get("/supervisor/live", headers=EN).text
+    assert live.count('<tr class="overdue">') == 25 and "F-939" in live  # the most overdue first
+    assert "15 more over target or due soon" in live and "15 more: the queues show every patient." in live
+    assert ">40</span>" in live  # the badges count every one
+
+
 def test_chart_data_is_json_for_today(login: Callable[[Role], FlaskClient]) -> None:
     response = login(Role.SUPERVISOR).get("/supervisor/charts.json", headers=EN)
     body = response.get_json()

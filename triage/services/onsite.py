@@ -673,10 +673,11 @@ class QueueView:
 
 TRANSITION_LOG = TransitionLog.__table__  # type: ignore[attr-defined]
 _QUEUE_ORDER = (ENCOUNTER.c.acuity_sort, ENCOUNTER.c.priority_sort, ENCOUNTER.c.order_at, ENCOUNTER.c.id)
-_QUEUE_ALL = (store.select_all().where(ENCOUNTER.c.state.in_(LIVE_STATES), ENCOUNTER.c.stream == bindparam("stream"))
+_QUEUE_ALL = (store.select_all().where(store.among(ENCOUNTER.c.state, LIVE_STATES),
+                                        ENCOUNTER.c.stream == bindparam("stream"))
               .order_by(*_QUEUE_ORDER))
 _QUEUE_OTHERS = (store.select_all()
-                 .where(ENCOUNTER.c.state.in_([s for s in LIVE_STATES if s != "waiting"]),
+                 .where(store.among(ENCOUNTER.c.state, [s for s in LIVE_STATES if s != "waiting"]),
                         ENCOUNTER.c.stream == bindparam("stream"))
                  .order_by(*_QUEUE_ORDER))
 _QUEUE_HEAD = (store.select_all().where(ENCOUNTER.c.state == "waiting", ENCOUNTER.c.stream == bindparam("stream"))

@@ -193,7 +193,7 @@ def validate_contact(name: str, phone: str) -> dict[str, tuple[str, str]]:
 
 
 _LIVE_FOR_PHONE = select(func.count()).select_from(ENCOUNTER).where(
-    ENCOUNTER.c.patient_phone == bindparam("phone"), ENCOUNTER.c.state.in_(LIVE_BOOKING_STATES))
+    ENCOUNTER.c.patient_phone == bindparam("phone"), store.among(ENCOUNTER.c.state, LIVE_BOOKING_STATES))
 
 
 def _validate_request(session: Session, request: PrescreenRequest, data: Mapping[str, Any], policy: Policy,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
@@ -218,6 +219,22 @@ def lock_slots(session: Session, ids: Iterable[int | None]) -> None:
         store.connection(session).execute(_LOCK_MANY, {"ids": wanted}).all()
 
 
+_STARTS: dict[tuple[Any, ...], frozenset[datetime]] = {}
+
+
+def _utc_starts(policy: Policy, stream: Stream, day: date) -> frozenset[datetime]:
+    """The UTC starts of the stream's slots on `day` (computed once per policy hours and day)."""
+    spec = policy.streams[stream]
+    key = (spec.hours, spec.slot_minutes, spec.bookable_online, policy.timezone, day)
+    found = _STARTS.get(key)
+    if found is None:
+        if len(_STARTS) > 512:
+            _STARTS.clear()
+        found = _STARTS[key] = frozenset(datetime.combine(day, start, tzinfo=policy.timezone).astimezone(UTC)
+                                         for start in spec.slot_starts(day))
+    return found
+
+
 _NEXT_FREE = (select(SLOT).where(SLOT.c.stream == bindparam("stream"), SLOT.c.day == bindparam("day"),
                                   SLOT.c.starts_at > bindparam("after"), SLOT.c.starts_at < bindparam("before"),
                                   SLOT.c.booked < bindparam("cap"))
@@ -238,7 +255,7 @@ def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date,
     spec = policy.streams[stream]
     if not is_bookable(policy, stream) or not first <= day <= last:
         return None
-    starts = {datetime.combine(day, start, tzinfo=policy.timezone).astimezone(UTC) for start in spec.slot_starts(day)}
+    starts = _utc_starts(policy, stream, day)
     if not starts:
         return None
     windows = []

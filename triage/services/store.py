@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -137,6 +137,12 @@ _UPDATES: dict[tuple[str, ...], Any] = {}
 _INSERT_LOG = insert(TRANSITION_LOG)
 _INSERT_ASSESSMENT = insert(ASSESSMENT).returning(ASSESSMENT.c.id)
 _ASSESSMENT_COLUMNS = tuple(c.name for c in ASSESSMENT.columns if c.name != "id")
+
+
+def among(column: Any, values: Sequence[str]) -> Any:
+    """`column IN ('a', 'b')` with the values written into the statement: a prebuilt statement then needs no
+    expanding of the list at every execution (and the plan is the same)."""
+    return column.in_([literal_column("'" + value.replace("'", "''") + "'") for value in values])
 
 
 def new_reference() -> str:

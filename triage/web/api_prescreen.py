@@ -193,11 +193,16 @@ def create_prescreening() -> tuple[Response, int]:
         errors.setdefault(_field(key), message)
     if errors:
         return _refused(errors, clean["answers"], decision, lang)
+    links: dict[str, str] = {}
+
+    def status_link(token: str) -> str:
+        links[token] = url_for("prescreen.status", token=token, _external=True)
+        return links[token]
+
     try:
         outcome = submit_prescreen(
             get_session(), request=prescreen, workflow=workflow(), policy=policy,
-            notifier=notifier_for(current_app),
-            status_link=lambda token: url_for("prescreen.status", token=token, _external=True), checked=decision)
+            notifier=notifier_for(current_app), status_link=status_link, checked=decision)
     except InvalidInput as exc:
         get_session().rollback()
         return _refused({_field(k): v for k, v in exc.errors.items()}, clean["answers"], decision, lang)
@@ -205,7 +210,7 @@ def create_prescreening() -> tuple[Response, int]:
     e = outcome.encounter
     result = status_json(outcome.view, policy, lang)
     result.update({
-        "status_url": url_for("prescreen.status", token=outcome.status_token, _external=True),
+        "status_url": links.get(outcome.status_token) or status_link(outcome.status_token),
         "status_token": outcome.status_token,
         "assessment": outcome.decision.to_dict(lang),
         "slot": slot_json(outcome.slot, policy) if outcome.slot is not None else None,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -98,6 +99,11 @@ def init_app(app: Flask) -> None:
         message = messages.get(status, exc.description or _("Error"))
         if status == 400 and "CSRF" in (exc.description or ""):
             message = _("This form has expired. Please reload the page and submit it again.")
+        if isinstance(exc, RateLimitExceeded):
+            # When to try again, at the latest: the exceeded limit's window (its counter restarts within it).
+            response = make_response(render_error(status, message))
+            response.headers["Retry-After"] = str(int(exc.limit.limit.get_expiry()))
+            return response, status
         return render_error(status, message)
 
     @app.errorhandler(OperationalError)
