@@ -124,9 +124,9 @@ def is_bookable(policy: Policy, stream: Stream) -> bool:
 
 _DAY = select(SLOT).where(SLOT.c.stream == bindparam("stream"), SLOT.c.day == bindparam("day")).order_by(SLOT.c.id)
 _AT = select(SLOT).where(SLOT.c.stream == bindparam("stream"), SLOT.c.starts_at == bindparam("starts_at"))
-_LOCK = select(SLOT).where(SLOT.c.id == bindparam("id")).with_for_update()
+_LOCK = select(SLOT).where(SLOT.c.id == bindparam("id")).with_for_update(key_share=True)
 _LOCK_MANY = (select(SLOT.c.id).where(SLOT.c.id.in_(bindparam("ids", expanding=True))).order_by(SLOT.c.id)
-              .with_for_update())
+              .with_for_update(key_share=True))
 
 
 def day_slots(session: Session, stream: Stream, day: date) -> list[SlotRecord]:
@@ -238,7 +238,7 @@ def _utc_starts(policy: Policy, stream: Stream, day: date) -> frozenset[datetime
 _NEXT_FREE = (select(SLOT).where(SLOT.c.stream == bindparam("stream"), SLOT.c.day == bindparam("day"),
                                   SLOT.c.starts_at > bindparam("after"), SLOT.c.starts_at < bindparam("before"),
                                   SLOT.c.booked < bindparam("cap"))
-              .order_by(SLOT.c.starts_at).limit(1))
+              .order_by(SLOT.c.starts_at).limit(1).with_for_update(key_share=True))
 
 
 def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date, now: datetime) -> SlotRecord | None:
@@ -246,10 +246,10 @@ def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date,
 
     Slots in outpatient hours come first: a 24-hour fever clinic should not hand a patient who asked
     for "tomorrow" a slot at midnight; night slots are there for those who choose them.
-    One indexed statement finds it (the day's rows are created on its first booking). On PostgreSQL only that
-    row is locked, and read again under the lock: patients booking the same first slot wait for each other
-    only until the booking before theirs commits, and one who finds it just filled takes the next. SQLite's
-    write transaction holds the database already.
+    One indexed statement finds and locks it (the day's rows are created on its first booking). On PostgreSQL
+    only that row is locked: patients booking the same first slot wait for each other only until the booking
+    before theirs commits, and the row is checked again then (a slot just filled is passed over for the next).
+    SQLite's write transaction holds the database already.
     """
     first, last = booking_window(policy, now)
     spec = policy.streams[stream]
@@ -273,14 +273,9 @@ def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date,
         for after, before in windows:
             while (row := conn.execute(_NEXT_FREE, {**params, "after": after, "before": before}).first()) is not None:
                 slot = SlotRecord(*row)
-                after = slot.starts_at
-                if aware(slot.starts_at) not in starts:
-                    continue  # a row of an earlier policy's slot times: not offered
-                if conn.dialect.name != "postgresql":
+                if aware(slot.starts_at) in starts:
                     return replace(slot, capacity=capacity)
-                slot = SlotRecord(*conn.execute(_LOCK, {"id": slot.id}).one())
-                if slot.booked < capacity:
-                    return replace(slot, capacity=capacity)
+                after = slot.starts_at  # a row of an earlier policy's slot times: not offered
         if not ensure_slots(session, policy, stream, day):
             return None
     return None

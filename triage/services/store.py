@@ -131,7 +131,7 @@ _PARAMS = tuple(f"v_{name}" for name in _WRITABLE)
 
 _SELECT = select(ENCOUNTER)
 _BY_REFERENCE = _SELECT.where(ENCOUNTER.c.reference == bindparam("reference"))
-_BY_REFERENCE_LOCKED = _BY_REFERENCE.with_for_update()
+_BY_REFERENCE_LOCKED = _BY_REFERENCE.with_for_update(key_share=True)  # FOR NO KEY UPDATE: only non-key columns change
 _BY_TOKEN = _SELECT.where(ENCOUNTER.c.status_token_hash == bindparam("token_hash"))
 _UPDATES: dict[tuple[str, ...], Any] = {}
 _INSERT_LOG = insert(TRANSITION_LOG)

@@ -31,9 +31,13 @@ def current_lang() -> str:
     if "lang" in g:
         lang: str = g.lang
         return lang
-    choice = request.args.get("lang") or request.cookies.get("lang")
+    # `in` before reading: werkzeug's get() raises and catches a KeyError for every absent key.
+    choice = request.args["lang"] if "lang" in request.args else None  # noqa: SIM401
+    if choice not in LANGUAGES and "lang" in request.cookies:
+        choice = request.cookies["lang"]
     if choice not in LANGUAGES:
-        choice = request.accept_languages.best_match(LANGUAGES, default="zh")
+        choice = (request.accept_languages.best_match(LANGUAGES, default="zh")
+                  if "Accept-Language" in request.headers else "zh")
     g.lang = choice
     return choice or "zh"
 
@@ -105,7 +109,7 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
-    if request.args.get("lang") in LANGUAGES:
+    if "lang" in request.args and request.args["lang"] in LANGUAGES:
         response.set_cookie("lang", request.args["lang"], max_age=365 * 24 * 3600, samesite="Lax",
                             httponly=True)
     return response

@@ -107,7 +107,7 @@ def stream(stream: str) -> str:
 # was rendered for. A poll reads the version (one index probe): while no case has entered, moved in or left the
 # queue, on any worker or host, and the minute is the same, the list is current and is sent again, with the
 # screen's own CSRF token put in. A nurse never sees a patient she has just called as still waiting.
-_TOKEN_SLOT = "\x00csrf\x00"  # noqa: S105  # nosec B105 - a placeholder, never in rendered HTML (no NUL in text)
+_TOKEN_SLOT = "\x00csrf\x00"  # a placeholder, never in rendered HTML (no NUL in text)  # noqa: S105  # nosec B105
 
 
 @bp.get("/<stream>/partial")
