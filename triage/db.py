@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
@@ -136,6 +136,19 @@ def get_session() -> Session:
         g.db_session = get_db().session(readonly=readonly)
     session: Session = g.db_session
     return session
+
+
+@contextmanager
+def reading() -> Iterator[Connection]:
+    """A connection for what a request reads before it writes (who is asking): the request's session's when it
+    only reads, else a short read-only one. A write request's transaction then starts with its writes: on SQLite
+    the write lock is not held while the request is parsed and assessed, on PostgreSQL the transaction is that
+    much shorter."""
+    if not has_request_context() or request.method in _READ_METHODS:
+        yield get_session().connection()
+        return
+    with get_db().read_engine.connect() as connection:
+        yield connection
 
 
 def _close_session(_exc: BaseException | None) -> None:

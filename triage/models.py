@@ -92,8 +92,10 @@ class Encounter(SQLModel, table=True):
         Index("ix_encounter_queue", "state", "stream", "acuity_sort", "priority_sort", "order_at"),
         Index("ix_encounter_visit_day", "visit_day", "stream"),
         Index("ix_encounter_created", "created_at"),
-        # Supervisors' reads: what ended today (dashboard, workflow diagram) without scanning the year.
-        Index("ix_encounter_ended", "ended_at", "state", "stream"),
+        # Supervisors' reads: what ended today (dashboard, workflow diagram) without scanning the year. Open
+        # encounters (every new pre-screen) are left out: nothing looks them up by an end.
+        Index("ix_encounter_ended", "ended_at", "state", "stream", sqlite_where=text("ended_at IS NOT NULL"),
+              postgresql_where=text("ended_at IS NOT NULL")),
         # A phone's open bookings (the limit per number at pre-screening) and the look-up by code and phone.
         Index("ix_encounter_phone", "patient_phone"),
     )
@@ -188,6 +190,9 @@ class TransitionLog(SQLModel, table=True):
     __tablename__ = "transition_log"
     __table_args__ = (
         Index("ix_transition_log_at", "at"),
+        # What a staff member did (the audit's filter); the patients' and the system's rows are left out.
+        Index("ix_transition_log_actor_id", "actor_id", sqlite_where=text("actor_id IS NOT NULL"),
+              postgresql_where=text("actor_id IS NOT NULL")),
         # The latest queue change of a stream, one index probe: a clinic screen's cached list is still current
         # while this id has not moved (triage/web/queues.py).
         Index("ix_transition_log_queue", "stream", "id", sqlite_where=text(QUEUE_CHANGE_SQL),
@@ -200,7 +205,7 @@ class TransitionLog(SQLModel, table=True):
     trigger: str = Field(max_length=32)
     from_state: str | None = Field(default=None, max_length=32)
     to_state: str = Field(max_length=32)
-    actor_id: int | None = Field(default=None, foreign_key="staff_user.id", index=True)
+    actor_id: int | None = Field(default=None, foreign_key="staff_user.id")
     actor_kind: str = Field(max_length=16)  # staff | patient | system
     stream: str | None = Field(default=None, max_length=16)
     reason: str | None = Field(default=None, sa_column=Column(Text))

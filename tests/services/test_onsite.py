@@ -549,6 +549,41 @@ def test_the_queue_read_uses_the_queue_index_among_many_past_cases(app: Flask, s
 # --- concurrency -------------------------------------------------------------------------------------------------
 
 
+def test_reads_by_end_and_by_staff_use_their_partial_indexes(app: Flask, session: Session) -> None:
+    """Open cases and the patients' own audit rows are not indexed (migration 0004); the readers still are."""
+    now = utcnow()
+    rows = [{"reference": f"E{i:07d}", "origin": "online", "state": "completed" if i % 2 else "prescreened",
+             "workflow_name": "encounter", "workflow_version": "1", "policy_version": "test", "version": 1,
+             "stream": "general", "created_at": now - timedelta(days=i % 300), "updated_at": now, "order_at": now,
+             "ended_at": now - timedelta(days=i % 300) if i % 2 else None, "priority_flags": "",
+             "isolation_required": False, "acuity_sort": 5, "priority_sort": 1, "call_count": 0}
+            for i in range(20_000)]
+    session.execute(Encounter.__table__.insert(), rows)  # type: ignore[attr-defined]
+    first = session.execute(text("SELECT min(id) FROM encounter")).scalar_one()
+    log = [{"encounter_id": first + i, "at": now, "trigger": "book", "from_state": "prescreened",
+            "to_state": "booked", "actor_kind": "patient", "stream": "general", "workflow_version": "1",
+            "policy_version": "test"} for i in range(20_000)]
+    session.execute(TransitionLog.__table__.insert(), log)  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect
+    session.commit()
+    if dialect.name == "sqlite":
+        session.execute(text("ANALYZE"))
+    else:
+        with session.get_bind().connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+    explain = "EXPLAIN QUERY PLAN" if dialect.name == "sqlite" else "EXPLAIN"
+    ended_today = (select(col(Encounter.state), col(Encounter.stream))
+                   .where(col(Encounter.ended_at) >= now - timedelta(hours=12), col(Encounter.ended_at) < now))
+    by_staff = select(col(TransitionLog.id)).where(col(TransitionLog.actor_id) == 1)
+    for statement, index in ((ended_today, "ix_encounter_ended"), (by_staff, "ix_transition_log_actor_id")):
+        sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        plan = " ".join(str(row) for row in session.execute(text(f"{explain} {sql}")))
+        assert index in plan, plan
+    entries = {"sqlite": "SELECT count(*) FROM encounter INDEXED BY ix_encounter_ended WHERE ended_at IS NOT NULL",
+               "postgresql": "SELECT count(*) FROM encounter WHERE ended_at IS NOT NULL"}
+    assert session.execute(text(entries[dialect.name])).scalar_one() == 10_000
+
+
 def test_ticket_numbers_stay_unique_when_nurses_triage_at_the_same_instant(app: Flask, session: Session) -> None:
     nurses = 16
     references = []

@@ -310,6 +310,7 @@ def submit_prescreen(
     )
     token = new_status_token()
     encounter.status_token_hash = digest(token)
+    link = status_link(token) if status_link else ""
     log_entry(encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
     assessment = _assessment_row(data, decision, now)
 
@@ -348,7 +349,7 @@ def submit_prescreen(
     store.insert_assessment(session, assessment)
     if online_followup:
         _open_followup_request(session, encounter, now)
-    outgoing = [_message_after_submit(encounter, slot, policy, token, status_link)]
+    outgoing = [_message_after_submit(encounter, slot, policy, link)]
     commit_and_deliver(session, notifier, outgoing)
     view = visit_view(session, encounter, policy, now, assessment_result=assessment.result,
                       open_callback=online_followup, slot_end=aware(slot.ends_at) if slot else None)
@@ -783,10 +784,9 @@ def patient_message(encounter: EncounterRecord, policy: Policy, *, zh: str, en: 
                          redact=redact)
 
 
-def _message_after_submit(encounter: EncounterRecord, slot: SlotRecord | None, policy: Policy, token: str,
-                          status_link: LinkBuilder | None) -> Outgoing | None:
+def _message_after_submit(encounter: EncounterRecord, slot: SlotRecord | None, policy: Policy,
+                          link: str) -> Outgoing | None:
     ref = format_reference(encounter.reference)
-    link = status_link(token) if status_link else ""
     link_zh = f"查看、改约或取消：{link}" if link else ""
     link_en = f" View, move or cancel: {link}" if link else ""
     stream = Stream(encounter.provisional_stream) if encounter.provisional_stream else None

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import Connection, bindparam, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -90,17 +90,17 @@ _BY_TOKEN = (select_columns(*_STAFF_COLUMNS).join_from(USER, TOKEN, TOKEN.c.user
 _BY_ID = select_columns(*_STAFF_COLUMNS).where(USER.c.id == bindparam("user_id"))
 
 
-def user_for_token(session: Session, secret: str) -> Staff | None:
+def user_for_token(connection: Connection, secret: str) -> Staff | None:
     """The active user owning this unrevoked API token, or None."""
-    row = session.connection().execute(_BY_TOKEN, {"token_hash": digest(secret)}).first()
+    row = connection.execute(_BY_TOKEN, {"token_hash": digest(secret)}).first()
     if row is None or not row.active:
         return None
     return Staff(*row)
 
 
-def staff_by_id(session: Session, user_id: int) -> Staff | None:
+def staff_by_id(connection: Connection, user_id: int) -> Staff | None:
     """The account with this id (active or not), or None."""
-    row = session.connection().execute(_BY_ID, {"user_id": user_id}).first()
+    row = connection.execute(_BY_ID, {"user_id": user_id}).first()
     return Staff(*row) if row is not None else None
 
 

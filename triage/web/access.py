@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import abort, g, request
 from flask_login import current_user, login_required
 
-from triage.db import get_session
+from triage.db import reading
 from triage.models import Role
 from triage.services import user_for_token
 from triage.services.staff import Staff
@@ -65,4 +65,5 @@ def bearer_user() -> Staff | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return user_for_token(get_session(), token.strip())
+    with reading() as connection:
+        return user_for_token(connection, token.strip())

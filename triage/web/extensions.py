@@ -13,7 +13,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadSignature
 
-from triage.db import get_session
+from triage.db import reading
 from triage.domain.errors import InvalidInput
 from triage.services.staff import Staff, staff_by_id
 from triage.ttlcache import TTLCache
@@ -90,7 +90,8 @@ def _load_user(identity: str) -> LoginUser | None:
         user_id, epoch = (int(part) for part in identity.split(":"))
     except ValueError:
         return None
-    user = staff_by_id(get_session(), user_id)
+    with reading() as connection:
+        user = staff_by_id(connection, user_id)
     if user is None or not user.active or user.session_epoch != epoch:
         return None
     return LoginUser(user)

@@ -100,10 +100,11 @@ staff_bp = Blueprint("contacts", __name__, url_prefix="/staff/contacts")
 
 # Rate limits (Flask-Limiter syntax), overridable in the app config. Pre-screens that are created count
 # against one budget shared with the JSON API, so a script cannot empty the slots through either door.
+# One window each: every window is one more trip to the shared counter (Redis) on every patient's request.
 DEFAULT_LIMITS = {
-    "PRESCREEN_CREATE_LIMIT": "5 per minute;30 per hour",
-    "PRESCREEN_POST_LIMIT": "30 per minute;300 per hour",
-    "PRESCREEN_LOOKUP_LIMIT": "10 per minute;30 per hour",
+    "PRESCREEN_CREATE_LIMIT": "30 per hour",
+    "PRESCREEN_POST_LIMIT": "30 per minute",
+    "PRESCREEN_LOOKUP_LIMIT": "30 per hour",
     "PRESCREEN_LOOKUP_PER_CODE_LIMIT": "10 per hour",
 }
 GRANTS = "prescreen_visits"  # session key: {reference: status token or ""}
