@@ -65,9 +65,12 @@ def test_guessing_status_links_is_rate_limited_but_opening_ones_own_is_not(datab
 def test_guessing_one_visits_phone_number_from_many_addresses_is_rate_limited(database_url: str) -> None:
     app = make_app(database_url, RATELIMIT_ENABLED=True, PRESCREEN_LOOKUP_PER_CODE_LIMIT="3 per hour")
     reference = _prescreen(app.test_client(), app)["reference"]
-    statuses = [app.test_client().post("/prescreen/lookup", data={"reference": reference, "phone": f"1390000{i:04d}"},
-                                       environ_base={"REMOTE_ADDR": f"10.0.{i}.1"}).status_code for i in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    answers = [app.test_client().post("/prescreen/lookup", data={"reference": reference, "phone": f"1390000{i:04d}"},
+                                      environ_base={"REMOTE_ADDR": f"10.0.{i}.1"}) for i in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    # An hour's window: the page and Retry-After say when, not "a minute".
+    assert answers[-1].headers["Retry-After"] == "3600"
+    assert "最多等待 60 分钟" in answers[-1].get_data(as_text=True)
     other = app.test_client().post("/prescreen/lookup", data={"reference": "ZZZZ-ZZZZ", "phone": "13900000000"},
                                    environ_base={"REMOTE_ADDR": "10.0.9.1"})
     assert other.status_code == 200  # another code has its own budget

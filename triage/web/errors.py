@@ -101,8 +101,12 @@ def init_app(app: Flask) -> None:
             message = _("This form has expired. Please reload the page and submit it again.")
         if isinstance(exc, RateLimitExceeded):
             # When to try again, at the latest: the exceeded limit's window (its counter restarts within it).
+            window = int(exc.limit.limit.get_expiry())
+            if window > 60:
+                message = _("Too many attempts. Please try again later (in at most %(minutes)d minutes).",
+                            minutes=-(-window // 60))
             response = make_response(render_error(status, message))
-            response.headers["Retry-After"] = str(int(exc.limit.limit.get_expiry()))
+            response.headers["Retry-After"] = str(window)
             return response, status
         return render_error(status, message)
 
