@@ -54,6 +54,7 @@ from triage.services.store import (
     ENCOUNTER,
     REFERENCE_ALPHABET,
     REFERENCE_LENGTH,
+    TRANSITION_LOG,
     AssessmentRecord,
     EncounterRecord,
 )
@@ -671,7 +672,6 @@ class QueueView:
         return [*self.called, *self.waiting, *self.in_consultation]
 
 
-TRANSITION_LOG = TransitionLog.__table__  # type: ignore[attr-defined]
 _QUEUE_ORDER = (ENCOUNTER.c.acuity_sort, ENCOUNTER.c.priority_sort, ENCOUNTER.c.order_at, ENCOUNTER.c.id)
 _QUEUE_ALL = (store.select_all().where(store.among(ENCOUNTER.c.state, LIVE_STATES),
                                         ENCOUNTER.c.stream == bindparam("stream"))
