@@ -139,16 +139,16 @@ def get_session() -> Session:
 
 
 @contextmanager
-def reading() -> Iterator[Connection]:
-    """A connection for what a request reads before it writes (who is asking): the request's session's when it
-    only reads, else a short read-only one. A write request's transaction then starts with its writes: on SQLite
-    the write lock is not held while the request is parsed and assessed, on PostgreSQL the transaction is that
-    much shorter."""
-    if not has_request_context() or request.method in _READ_METHODS:
-        yield get_session().connection()
+def reading(session: Session | None = None) -> Iterator[Connection]:
+    """A connection for what a request reads before it writes (who is asking, the hospital's policy): in a write
+    request a short read-only one, else the connection of `session` (default: the request's). A write request's
+    transaction then starts with its writes: on SQLite the write lock is not held while the request is parsed and
+    assessed, on PostgreSQL the transaction is that much shorter."""
+    if has_request_context() and request.method not in _READ_METHODS:
+        with get_db().read_engine.connect() as connection:
+            yield connection
         return
-    with get_db().read_engine.connect() as connection:
-        yield connection
+    yield (session if session is not None else get_session()).connection()
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app
+from sqlalchemy import Row
 from sqlmodel import Session, col, select
 
+from triage.db import reading
 from triage.domain.errors import ConfigFileError
 from triage.domain.policy import Policy, RiskLevel, Stream, load_policy
 from triage.models import PolicyChange
@@ -58,6 +61,7 @@ def base_policy() -> Policy:
 # re-reads them at most this often.
 _CACHE_SECONDS = 2.0
 _cache: dict[int, tuple[float, Policy]] = {}
+_LATEST_CHANGE = select(PolicyChange).order_by(col(PolicyChange.id).desc()).limit(1)
 
 
 def effective_policy(session: Session) -> Policy:
@@ -67,13 +71,14 @@ def effective_policy(session: Session) -> Policy:
     hit = _cache.get(key)
     if hit and time.monotonic() - hit[0] < _CACHE_SECONDS and hit[1].source == base.source:
         return hit[1]
-    policy = apply_change(base, session.exec(
-        select(PolicyChange).order_by(col(PolicyChange.id).desc()).limit(1)).first())
+    # Read apart from a write request's transaction: on SQLite its first statement takes the write lock.
+    with reading(session) as connection:
+        policy = apply_change(base, connection.execute(_LATEST_CHANGE).first())
     _cache[key] = (time.monotonic(), policy)
     return policy
 
 
-def apply_change(base: Policy, change: PolicyChange | None) -> Policy:
+def apply_change(base: Policy, change: PolicyChange | Row[Any] | None) -> Policy:
     """The base policy with a supervisor change applied (if any)."""
     if change is None:
         return base

@@ -23,6 +23,7 @@ from tests.onsite_support import (
     prescreened,
 )
 from tests.web.prescreen_support import api_body, open_day
+from triage.hospital import forget_cached_policy
 from triage.models import Role
 from triage.services import create_user, issue_token
 
@@ -130,3 +131,19 @@ def test_a_triage_decision_is_one_transaction_of_six_statements(app: Flask, clie
     # the token (read before the write transaction), the case (locked), the ticket number, the case written once
     # for both transitions (triage, then queue), their two audit rows in one statement, the assessment
     assert len(work(seen)) <= 6, work(seen)
+
+
+def test_a_write_request_reads_the_policy_apart_from_its_write_transaction(app: Flask, client: FlaskClient) -> None:
+    """Every worker re-reads the supervisors' latest policy change now and then, whatever the request: in a write
+    request it is read on the read-only engine, so that on SQLite the write lock is not taken before the request
+    is even assessed."""
+    day = open_day(app).isoformat()
+    client.post("/api/v1/prescreenings", json=api_body(phone="13900000001", preferred_day=day))  # creates the slots
+    forget_cached_policy()
+    with statements(app) as seen:
+        response = client.post("/api/v1/prescreenings", json=api_body(phone="13900000002", preferred_day=day))
+    assert response.status_code == 201, response.json
+    policy_reads = [s for s in seen if "policy_change" in s]
+    assert policy_reads and all(s in seen.reads for s in policy_reads), seen
+    assert transactions(seen, app) == 1, seen
+    assert len(work([s for s in seen if s not in seen.reads])) <= 7, seen
