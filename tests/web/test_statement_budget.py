@@ -7,7 +7,7 @@ a query per request (an N+1, a second transaction, a re-read after the commit) f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,9 +22,8 @@ from tests.onsite_support import (
     db,
     prescreened,
 )
-from tests.web.prescreen_support import api_body, open_day
-from triage.hospital import forget_cached_policy
-from triage.models import Role
+from tests.web.prescreen_support import api_body, change_policy, open_day
+from triage.models import Role, StaffUser
 from triage.services import create_user, issue_token
 
 VITALS = {"temperature_c": 36.7, "heart_rate": 78, "respiratory_rate": 16, "sbp": 126, "spo2": 98, "avpu": "A",
@@ -133,16 +132,18 @@ def test_a_triage_decision_is_one_transaction_of_six_statements(app: Flask, clie
     assert len(work(seen)) <= 6, work(seen)
 
 
-def test_a_write_request_reads_the_policy_apart_from_its_write_transaction(app: Flask, client: FlaskClient) -> None:
+def test_a_write_request_reads_the_policy_apart_from_its_write_transaction(
+        app: Flask, client: FlaskClient, make_user: Callable[..., StaffUser]) -> None:
     """Every worker re-reads the supervisors' latest policy change now and then, whatever the request: in a write
     request it is read on the read-only engine, so that on SQLite the write lock is not taken before the request
     is even assessed."""
     day = open_day(app).isoformat()
     client.post("/api/v1/prescreenings", json=api_body(phone="13900000001", preferred_day=day))  # creates the slots
-    forget_cached_policy()
+    change_policy(app, make_user("sup", Role.SUPERVISOR), capacities={"general": 50})  # drops the cached policy
     with statements(app) as seen:
         response = client.post("/api/v1/prescreenings", json=api_body(phone="13900000002", preferred_day=day))
     assert response.status_code == 201, response.json
+    assert response.json["assessment"]["policy_version"].endswith("+1")  # the change, read apart, is applied
     policy_reads = [s for s in seen if "policy_change" in s]
     assert policy_reads and all(s in seen.reads for s in policy_reads), seen
     assert transactions(seen, app) == 1, seen
