@@ -43,11 +43,14 @@ run: demo
 	@echo "Serving on http://127.0.0.1:8000  (demo logins above; Ctrl-C to stop)"
 	TRIAGE_SECRET_KEY=$$(cat instance/.secret_key) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
+# On every core (pytest-xdist).
+PYTEST := $(BIN)/pytest -q -n auto
+
 test: install-dev
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test-postgres: install-dev
-	TRIAGE_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -m db
+	TRIAGE_TEST_DATABASE_URL=$(PG_TEST_URL) $(PYTEST) -m db
 
 lint: install-dev
 	$(BIN)/ruff check .

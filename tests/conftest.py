@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
 import triage.models  # noqa: F401 - registers the tables
@@ -23,7 +24,27 @@ from triage.hospital import forget_cached_policy
 from triage.models import Role, StaffUser
 from triage.services import create_user
 
-PG_URL = os.environ.get("TRIAGE_TEST_DATABASE_URL")
+
+def database_beside(url: str, suffix: str) -> str:
+    """The PostgreSQL database named like `url`'s with `_suffix` added, on the same server, created when missing."""
+    base = make_url(url)
+    own = base.set(database=f"{base.database}_{suffix}")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own.database}).first():
+            conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+    admin.dispose()
+    return own.render_as_string(hide_password=False)
+
+
+def _worker_database(url: str | None) -> str | None:
+    """The PostgreSQL test database of this pytest process: `test` alone, `test_gw0`, `test_gw1`... under
+    pytest-xdist (`make test` runs on every core), so that test processes never truncate each other's tables."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return database_beside(url, worker) if url and worker else url
+
+
+PG_URL = _worker_database(os.environ.get("TRIAGE_TEST_DATABASE_URL"))
 PASSWORD = "correct-horse-battery"
 
 # Property tests run the same examples on every run, so CI never fails by chance on a case the last run did not

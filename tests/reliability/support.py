@@ -24,9 +24,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
+from tests.conftest import PG_URL, database_beside
 from tests.onsite_support import always_open_policy
 from triage.bulk import Booking, generate_bookings
 from triage.db import Database
@@ -37,7 +37,6 @@ from triage.services import create_user, issue_token
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 WORKERS = 4
-PG_URL = os.environ.get("TRIAGE_TEST_DATABASE_URL")
 PASSWORD = "correct-horse-battery"
 
 # What the client sees when the server went away under a request: the outcome is unknown.
@@ -262,19 +261,12 @@ def fresh_database(folder: Path) -> str:
     the other tests' schema (created without Alembic) is never touched.
     """
     if PG_URL:
-        base = make_url(PG_URL)
-        url = base.set(database=f"{base.database}_reliability")
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first():
-                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-        admin.dispose()
-        engine = create_engine(url)
+        database_url = database_beside(PG_URL, "reliability")
+        engine = create_engine(database_url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
-        database_url = url.render_as_string(hide_password=False)
     else:
         database_url = f"sqlite:///{folder / 'triage.db'}"
     migrate(database_url)
