@@ -148,8 +148,8 @@ def test_chest_pain_and_fainting_are_cardiac_type_with_cardiac_risk(run: Assess,
     assert f"CN{expected}-{'CHEST-PAIN' if symptom == 'chest_pain' else 'SYNCOPE'}" in rules(result)
 
 
-@pytest.mark.parametrize(("age", "expected"), [(64, 4), (65, 3), (80, 3)])
-def test_abdominal_pain_is_level_3_from_65(run: Assess, age: int, expected: int) -> None:
+@pytest.mark.parametrize(("age", "expected"), [(64, 4), (65, 4), (65.5, 3), (66, 3), (80, 3)])
+def test_abdominal_pain_is_level_3_over_65(run: Assess, age: int, expected: int) -> None:
     assert level(run(age_years=age, symptoms=["abdominal_pain"])) == expected
 
 

@@ -118,6 +118,21 @@ def test_scheduled_treatment_goes_to_chronic_care_without_online_follow_up(run: 
     assert result.online_followup_eligible is False
 
 
+def test_long_term_special_medicines_are_a_priority_group_seen_in_person(run: Assess) -> None:
+    # 004 §3.3: patients on long-term medicines, narcotic and psychotropic drugs included, must keep being served.
+    result = run(needs=["special_drugs"], chronic_conditions=["epilepsy"])
+    assert result.stream is Stream.CHRONIC and result.priority_flags == ("special_drugs",)
+    assert result.online_followup_eligible is False and "PRIO-SPECIAL-DRUGS" in rules(result)
+
+
+@pytest.mark.parametrize("symptom", ["laceration", "limb_injury"])
+def test_a_refill_with_a_complaint_that_needs_hands_is_not_offered_online_follow_up(run: Assess,
+                                                                                   symptom: str) -> None:
+    result = run(needs=["prescription_refill"], chronic_conditions=["type2_diabetes"], symptoms=[symptom])
+    assert result.stream is Stream.CHRONIC and result.max_prescription_weeks == 12
+    assert result.online_followup_eligible is False
+
+
 def test_online_follow_up_for_stable_refills_can_be_turned_off(run: Assess, policy: Policy) -> None:
     assert run(needs=["prescription_refill"]).online_followup_eligible is True
     off = replace(policy, offer_online_followup_to_stable_refill=False)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.domain.conftest import Assess
+from triage.domain.policy import Stream
 
 # A patient scoring 0 on every NEWS2 parameter.
 ZERO = {"respiratory_rate": 16, "spo2": 97, "on_oxygen": False, "sbp": 120, "heart_rate": 70, "avpu": "A",
@@ -50,6 +51,22 @@ def test_news2_needs_the_consciousness_level(run: Assess) -> None:
 ])
 def test_qsofa(run: Assess, overrides: dict[str, Any], score: int) -> None:
     assert run(**{**ZERO, "gcs": None, **overrides}).scores["qsofa"] == score
+
+
+@pytest.mark.parametrize(("avpu", "gcs", "alert"), [("A", 15, True), ("A", 14, False), ("C", 15, False),
+                                                      ("A", None, True), (None, 14, False)])
+def test_either_consciousness_reading_below_normal_is_not_alert(run: Assess, avpu: str | None, gcs: int | None,
+                                                                alert: bool) -> None:
+    scores = run(**{**ZERO, "avpu": avpu, "gcs": gcs}).scores
+    assert scores == {"news2": 0 if alert else 3, "qsofa": 0 if alert else 1}
+
+
+def test_a_gcs_of_14_beside_avpu_a_makes_a_febrile_patient_with_fast_breathing_septic(run: Assess) -> None:
+    # qSOFA 2 (RR >= 22 and altered mentation) with signs of infection: level 2, isolated as infection-positive.
+    result = run(age_years=60, temperature_c=38.5, heart_rate=96, respiratory_rate=24, sbp=120, spo2=98,
+                 avpu="A", gcs=14, symptoms=["fever", "cough"])
+    assert result.scores == {"news2": 7, "qsofa": 2}
+    assert result.stream is Stream.EMERGENCY and result.cn_level == 2 and result.isolation_required
 
 
 def test_qsofa_is_unknown_when_a_criterion_is_missing(run: Assess) -> None:

@@ -81,4 +81,4 @@ def test_psychiatric_priority_conditions() -> None:
 
 def test_chronic_needs_are_the_stable_chronic_needs() -> None:
     assert {n.code for n in NEEDS if n.chronic} == {"prescription_refill", "dialysis", "chemotherapy",
-                                                    "radiotherapy"}
+                                                    "radiotherapy", "special_drugs"}

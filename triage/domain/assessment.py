@@ -185,8 +185,9 @@ def _chronic_and_region(p: Patient, policy: Policy, stream: Stream, flags: tuple
             zh += f"（申请 {asked} 周，按上限 {cap} 周开具）"
             en += f" ({asked} weeks were requested; capped at {cap})"
         reasons.append(Reason("RX-CAP", zh + "。", en + "."))
-        # Online follow-up suits a refill only; dialysis and chemo- or radiotherapy need the patient here.
-        servable = p.needs <= ONLINE_SERVABLE_NEEDS
+        # Online follow-up suits a stable refill only: dialysis, chemo- or radiotherapy, and a complaint that needs
+        # hands (a wound, an injury, bleeding) need the patient here.
+        servable = p.needs <= ONLINE_SERVABLE_NEEDS and HANDS_ON_SYMPTOMS.isdisjoint(p.symptoms)
         followup = servable and (policy.offer_online_followup_to_stable_refill or high_risk)
         if followup:
             reasons.append(_ONLINE_FOLLOWUP)

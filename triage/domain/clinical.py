@@ -90,9 +90,8 @@ class AcuityLevel3:
     # Consensus: 嗜睡/急性精神错乱 (drowsy, acutely confused) is level 3: GCS 13-14.
     gcs_upto: int = _t(14, 3, 15)
     pain_from: float = _t(4, 0, 10)
-    # Consensus says abdominal pain "年龄>65岁"; the bound is inclusive here, the age the policy calls
-    # elderly, erring toward the more urgent level.
-    abdominal_pain_from_age_years: float = _t(65, 18, 120)
+    # Consensus: abdominal pain at "年龄>65岁", over 65 (not at 65 itself; issue 3 says "over 65" too).
+    abdominal_pain_over_age_years: float = _t(65, 18, 120)
 
 
 @dataclass(frozen=True)

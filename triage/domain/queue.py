@@ -163,6 +163,7 @@ _PRIORITY_LABELS = {
     "dialysis": ("透析", "Dialysis"),
     "chemo_radiotherapy": ("放化疗", "Chemo/radiotherapy"),
     "psychiatric": ("精神疾病", "Psychiatric illness"),
+    "special_drugs": ("特殊药品", "Special medicines"),
 }
 
 

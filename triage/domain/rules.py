@@ -320,9 +320,9 @@ CLINICAL_RULES: tuple[ClinicalRule, ...] = (
                  "喘息（急性哮喘，血压脉搏稳定）", "Wheezing (acute asthma with stable pulse and pressure)", C18),
     ClinicalRule("CN3-ABDO-ELDERLY", 3,
                  has("abdominal_pain",
-                     also=lambda p, f, c: p.age_years >= c.acuity.level3.abdominal_pain_from_age_years),
-                 "{c.acuity.level3.abdominal_pain_from_age_years:g} 岁及以上老人腹痛",
-                 "Abdominal pain at {c.acuity.level3.abdominal_pain_from_age_years:g} or older", C18),
+                     also=lambda p, f, c: p.age_years > c.acuity.level3.abdominal_pain_over_age_years),
+                 "{c.acuity.level3.abdominal_pain_over_age_years:g} 岁以上老人腹痛",
+                 "Abdominal pain over {c.acuity.level3.abdominal_pain_over_age_years:g}", C18),
     ClinicalRule("CN3-FRACTURE", 3, has("limb_deformity"),
                  "肢体变形，可能闭合性骨折", "Deformed limb, possible closed fracture", C18),
     ClinicalRule("CN3-HEAD-INJURY", 3, has("head_injury"),
@@ -605,6 +605,9 @@ PRIORITY_RULES: tuple[PriorityRule, ...] = (
                  "放化疗患者", "on chemotherapy or radiotherapy", f"{N141} §3; {N004} §3.3"),
     PriorityRule("psychiatric", "PRIO-PSYCHIATRIC", lambda p, pol: _declared(p, "psychiatric"),
                  "精神疾病患者", "psychiatric illness", f"{N004} §3.3; {N162} §4"),
+    PriorityRule("special_drugs", "PRIO-SPECIAL-DRUGS", lambda p, pol: _declared(p, "special_drugs"),
+                 "需长期使用特殊药品（麻醉药品、精神药品）", "on long-term special medicines (narcotic or psychotropic)",
+                 f"{N004} §3.3"),
 )
 
 

@@ -32,14 +32,14 @@ def _points(value: float, bands: tuple[tuple[float, int], ...]) -> int:
 
 
 def alert(p: Patient) -> bool | None:
-    """Whether the patient is fully alert (ACVPU A, GCS 15, no new confusion); None if not recorded."""
+    """Whether the patient is fully alert (ACVPU A, GCS 15, no new confusion); None if not recorded.
+
+    Either reading below normal counts (the more urgent one wins): "A" ticked beside a GCS of 14 is not alert."""
     if "confusion" in p.symptoms:
         return False
-    if p.avpu is not None:
-        return p.avpu == "A"
-    if p.gcs is not None:
-        return p.gcs == 15
-    return None
+    readings = [reading for reading in (None if p.avpu is None else p.avpu == "A",
+                                        None if p.gcs is None else p.gcs == 15) if reading is not None]
+    return all(readings) if readings else None
 
 
 def news2(p: Patient) -> int | None:

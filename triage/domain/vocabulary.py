@@ -180,6 +180,9 @@ NEEDS: tuple[Need, ...] = (
     Need("chemotherapy", "化疗", "Chemotherapy", chronic=True, priority="chemo_radiotherapy"),
     Need("radiotherapy", "放疗", "Radiotherapy", chronic=True, priority="chemo_radiotherapy"),
     Need("antenatal_check", "产前检查", "Pregnancy check-up", priority="pregnant", female_only=True),
+    # Narcotic and psychotropic drugs are dispensed to the patient in person (004 §3.3 names them).
+    Need("special_drugs", "长期用药（含麻醉药品、精神药品等特殊药品）",
+         "Long-term medicines, including narcotic or psychotropic drugs", chronic=True, priority="special_drugs"),
 )
 
 
@@ -220,7 +223,7 @@ CHRONIC_NEEDS: frozenset[str] = frozenset(n.code for n in NEEDS if n.chronic)
 ONLINE_SERVABLE_NEEDS: frozenset[str] = frozenset(n.code for n in NEEDS if n.online_servable)
 
 PRIORITY_FLAGS: tuple[str, ...] = (
-    "pregnant", "newborn", "child", "elderly", "dialysis", "chemo_radiotherapy", "psychiatric",
+    "pregnant", "newborn", "child", "elderly", "dialysis", "chemo_radiotherapy", "psychiatric", "special_drugs",
 )
 
 
