@@ -606,8 +606,8 @@ PRIORITY_RULES: tuple[PriorityRule, ...] = (
     PriorityRule("psychiatric", "PRIO-PSYCHIATRIC", lambda p, pol: _declared(p, "psychiatric"),
                  "精神疾病患者", "psychiatric illness", f"{N004} §3.3; {N162} §4"),
     PriorityRule("special_drugs", "PRIO-SPECIAL-DRUGS", lambda p, pol: _declared(p, "special_drugs"),
-                 "需长期使用特殊药品（麻醉药品、精神药品）", "on long-term special medicines (narcotic or psychotropic)",
-                 f"{N004} §3.3"),
+                 "需长期使用特殊药品（麻醉药品、精神药品）",
+                 "on long-term special medicines (narcotic or psychotropic)", f"{N004} §3.3"),
 )
 
 
