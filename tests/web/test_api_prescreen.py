@@ -189,7 +189,8 @@ def test_the_status_is_read_with_the_token_the_phone_or_a_staff_token(
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Status-Token": "wrong" * 9}, {"X-Patient-Phone": "13900139000"},
-                                     {"Authorization": "Bearer nope"}])
+                                     {"X-Patient-Phone": "²"}, {"X-Patient-Phone": "138²0013800"},
+                                     {"X-Status-Token": "é" * 40}, {"Authorization": "Bearer nope"}])
 def test_the_code_alone_or_a_wrong_proof_reveals_nothing(
     client: FlaskClient, day: str, headers: dict[str, str]
 ) -> None:

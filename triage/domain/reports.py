@@ -28,6 +28,13 @@ from triage.domain.policy import Stream
 
 HOURS = tuple(range(24))
 _WEEK = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
+# The years a report, a log or a period may ask about: any hospital's records, and clear of the calendar's ends
+# (a day's local bounds, the week after or the year before must still be dates).
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+DAY_MESSAGE = (f"请输入 {FIRST_YEAR} 至 {LAST_YEAR} 年间的日期，例如 2026-11-22。",
+               f"Enter a date between {FIRST_YEAR} and {LAST_YEAR}, like 2026-11-22.")
+WEEK_MESSAGE = (f"请输入 {FIRST_YEAR} 至 {LAST_YEAR} 年间的 ISO 周，例如 2026-W47。",
+                f"Enter an ISO week between {FIRST_YEAR} and {LAST_YEAR}, like 2026-W47.")
 
 
 # --- waits -------------------------------------------------------------------------------------------
@@ -213,6 +220,8 @@ class IsoWeek:
         match = _WEEK.match(text or "")
         if match is None:
             raise ValueError(f"not an ISO week like 2026-W47: {text!r}")
+        if not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
+            raise ValueError(f"years run from {FIRST_YEAR} to {LAST_YEAR} here: {text!r}")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod
@@ -279,8 +288,11 @@ def local_hour(at: datetime, tz: ZoneInfo) -> int:
 
 
 def parse_day(text: str) -> date:
-    """Read "2026-11-22"; ValueError when it is not a real date."""
-    return date.fromisoformat((text or "").strip())
+    """Read "2026-11-22"; ValueError when it is not a real date from FIRST_YEAR to LAST_YEAR."""
+    day = date.fromisoformat((text or "").strip())
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ValueError(f"years run from {FIRST_YEAR} to {LAST_YEAR} here: {day}")
+    return day
 
 
 def days_between(first: date, last: date) -> Iterator[date]:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col
 
 from triage.domain.errors import InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
+from triage.domain.reports import DAY_MESSAGE, parse_day
 from triage.models import (
     Assessment,
     CallbackRequest,
@@ -93,12 +94,18 @@ class LogFilter:
         return args
 
 
+def _row_id(text: str | None) -> bool:
+    """Whether `text` can be a row's id: digits, and within the database's integer."""
+    value = str(text or "").strip()
+    return value.isdecimal() and int(value) < 2**31
+
+
 def parse_log_filter(*, staff: str | None, stream: str | None, day: str | None, before: str | None) -> LogFilter:
     """Read the filter from query-string values; InvalidInput names the field at fault."""
     errors: dict[str, tuple[str, str]] = {}
     staff_id = parsed_stream = parsed_day = before_id = None
     if (staff or "").strip():
-        if not str(staff).strip().isdecimal():
+        if not _row_id(staff):
             errors["staff"] = ("请选择员工。", "Choose a member of staff.")
         else:
             staff_id = int(str(staff).strip())
@@ -109,11 +116,11 @@ def parse_log_filter(*, staff: str | None, stream: str | None, day: str | None, 
             errors["stream"] = ("请选择分流。", "Choose a stream.")
     if (day or "").strip():
         try:
-            parsed_day = date.fromisoformat(str(day).strip())
+            parsed_day = parse_day(str(day))
         except ValueError:
-            errors["day"] = ("请输入日期，例如 2026-11-22。", "Enter a date like 2026-11-22.")
+            errors["day"] = DAY_MESSAGE
     if (before or "").strip():
-        if not str(before).strip().isdecimal():
+        if not _row_id(before):
             errors["before"] = ("页码无效。", "Invalid page.")
         else:
             before_id = int(str(before).strip())

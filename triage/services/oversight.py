@@ -30,7 +30,7 @@ from sqlmodel import Session, col
 from triage.domain.errors import InvalidInput
 from triage.domain.policy import Policy, Stream
 from triage.domain.queue import WaitStatus
-from triage.domain.reports import local_hour, median, minutes_between, wait_end
+from triage.domain.reports import DAY_MESSAGE, local_hour, median, minutes_between, parse_day, wait_end
 from triage.models import Assessment, Encounter, utcnow
 from triage.services.onsite import QueueEntry, read_queue
 from triage.workflow import Workflow
@@ -333,9 +333,9 @@ def parse_period(first: str | None, last: str | None, *, today: date, default_da
             parsed[name] = fallback
             continue
         try:
-            parsed[name] = date.fromisoformat(str(value).strip())
+            parsed[name] = parse_day(str(value))
         except ValueError:
-            errors[name] = ("请输入日期，例如 2026-11-22。", "Enter a date like 2026-11-22.")
+            errors[name] = DAY_MESSAGE
     if not errors and parsed["first"] > parsed["last"]:
         errors["last"] = ("结束日期不能早于开始日期。", "The last day cannot be before the first day.")
     if not errors and (parsed["last"] - parsed["first"]).days >= MAX_PERIOD_DAYS:

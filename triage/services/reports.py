@@ -30,7 +30,9 @@ from sqlmodel import Session, col
 from triage.domain.errors import InvalidInput
 from triage.domain.policy import Policy, Stream
 from triage.domain.reports import (
+    DAY_MESSAGE,
     ONLINE_FOLLOWUP_KEY,
+    WEEK_MESSAGE,
     Category,
     IsoWeek,
     TargetedWait,
@@ -43,6 +45,7 @@ from triage.domain.reports import (
     restoration_pct,
     wait_end,
 )
+from triage.domain.reports import parse_day as parse_iso_day
 from triage.models import Assessment, Encounter, WeeklyBaseline, utcnow
 
 LEVELS = (1, 2, 3, 4)
@@ -120,9 +123,9 @@ def parse_day(text: str | None, *, today: date) -> date:
     if not value:
         return today
     try:
-        return date.fromisoformat(value)
+        return parse_iso_day(value)
     except ValueError:
-        raise InvalidInput({"day": ("请输入日期，例如 2026-11-22。", "Enter a date like 2026-11-22.")}) from None
+        raise InvalidInput({"day": DAY_MESSAGE}) from None
 
 
 def parse_week(text: str | None, *, today: date) -> IsoWeek:
@@ -133,7 +136,7 @@ def parse_week(text: str | None, *, today: date) -> IsoWeek:
     try:
         return IsoWeek.parse(value)
     except ValueError:
-        raise InvalidInput({"week": ("请输入 ISO 周，例如 2026-W47。", "Enter an ISO week like 2026-W47.")}) from None
+        raise InvalidInput({"week": WEEK_MESSAGE}) from None
 
 
 def daily_report(session: Session, *, policy: Policy, day: date, now: datetime | None = None) -> DailyReport:

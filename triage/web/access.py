@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import abort, g, request
 from flask_login import current_user, login_required
@@ -19,6 +20,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 STAFF = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
 ADMINS = (Role.ADMIN,)
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` when it is a path of this site to go back to, else None. Browsers drop tabs and newlines from a
+    URL and read a backslash as a slash, so a tab or a backslash after the first slash would lead off the site;
+    and a newline in a Location header is refused by the server (a 500)."""
+    if not target or not target.startswith("/") or "\\" in target \
+            or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    return target
 
 
 def staff_required(*roles: Role) -> Callable[[F], F]:

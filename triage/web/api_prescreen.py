@@ -228,7 +228,8 @@ def _authorized(encounter: EncounterRecord) -> bool:
                                                                      encounter.status_token_hash):
         return True
     phone = normalize_phone(request.headers.get("X-Patient-Phone"))
-    if phone and encounter.patient_phone and hmac.compare_digest(phone, normalize_phone(encounter.patient_phone)):
+    if phone and encounter.patient_phone and hmac.compare_digest(phone.encode(),
+                                                                 normalize_phone(encounter.patient_phone).encode()):
         return True
     return request.headers.get("Authorization", "").lower().startswith("bearer ") and bearer_user() is not None
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 from triage.db import get_session
 from triage.services import authenticate
 from triage.services.staff import Staff
+from triage.web.access import safe_next
 from triage.web.extensions import LoginUser, limiter
 
 bp = Blueprint("auth", __name__)
@@ -28,15 +27,6 @@ class LoginForm(FlaskForm):
                                                         Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")),
                                                           Length(max=256)])
-
-
-def _safe_next(target: str | None) -> str | None:
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -55,7 +45,7 @@ def login() -> Response | str:
             session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME without activity
             login_user(LoginUser(Staff.of(user)))
             flash(_("Welcome, %(name)s.", name=user.display_name), "success")
-            return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
+            return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
     return render_template("auth/login.html", form=form)
 
 

@@ -62,7 +62,7 @@ def _area(area: str) -> str:
 def _authorise(area: str) -> Response | None:
     """None when this request may see the board; otherwise the login page (no key) or a 403 (wrong key)."""
     key = request.args.get("key", "")
-    if key and hmac.compare_digest(key, board_key(area)):
+    if key and hmac.compare_digest(key.encode(), board_key(area).encode()):  # str would refuse non-ASCII keys
         return None
     if current_user.is_authenticated:
         return None

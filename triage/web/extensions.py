@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import Flask, Request, Response, abort, current_app, g, request, session
@@ -139,6 +140,31 @@ def _refuse_unusable_requests() -> None:
         if not all(usable_text(text) for text in (key, value) if isinstance(text, str)):
             field = key if isinstance(key, str) and usable_text(key) else "body"
             raise InvalidInput({field: ("文字不能含有空字符（NUL）。", "Text cannot contain a NUL character.")})
+    # No form here takes a file: a field sent as one would reach validators that expect text.
+    for key in request.files if form else ():
+        field = key if usable_text(key) else "body"
+        raise InvalidInput({field: ("这里不能上传文件，请填写文字。",
+                                    "Files cannot be sent here: type the answer as text.")})
+
+
+class SizedBodies:
+    """WSGI middleware: a body sent in chunks (no Content-Length) is read here, up to one byte more than the limit, and
+    handed on with its length. Werkzeug would stop reading such a body at MAX_CONTENT_LENGTH and give the view the
+    part it read (a form or JSON cut short, processed as if whole) where a body over the limit must be a 413."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not environ.get("CONTENT_LENGTH"):
+            body = environ["wsgi.input"].read(self.limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))  # over the limit: refused with 413 before any view reads it
+            # The server has taken the chunks apart already: what goes on is a body of a known length.
+            environ.pop("HTTP_TRANSFER_ENCODING")
+            environ.pop("wsgi.input_terminated", None)
+        return self.app(environ, start_response)
 
 
 class SlidingSessionInterface(SecureCookieSessionInterface):
@@ -189,6 +215,8 @@ def _keep_session_fresh() -> None:
 def init_app(app: Flask) -> None:
     """Attach the extensions to `app`."""
     app.session_interface = SlidingSessionInterface()
+    if app.config.get("MAX_CONTENT_LENGTH") is not None:
+        app.wsgi_app = SizedBodies(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])  # type: ignore[method-assign]
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_locale)
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]

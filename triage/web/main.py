@@ -6,6 +6,8 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from triage.web.access import safe_next
+
 bp = Blueprint("main", __name__)
 
 
@@ -18,10 +20,7 @@ def index() -> str:
 @bp.route("/lang/<code>")
 def switch_language(code: str) -> Response:
     """Switch the interface language and go back to where the user was."""
-    target = request.args.get("next") or url_for("main.index")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("main.index")
-    response = redirect(target)
+    response = redirect(safe_next(request.args.get("next")) or url_for("main.index"))
     if code in ("zh", "en"):
         response.set_cookie("lang", code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
     return response
