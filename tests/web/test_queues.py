@@ -267,6 +267,15 @@ def test_an_action_the_workflow_does_not_allow_is_a_conflict(app: Flask, nurse: 
     assert response.status_code == 409
 
 
+def test_a_clinic_screen_cannot_act_on_another_streams_patient(app: Flask, nurse: FlaskClient) -> None:
+    fever = _ticket(app, Stream.FEVER)
+    for trigger in ("call", "leave"):
+        response = _act(nurse, app, fever, trigger, stream="chronic")
+        assert response.status_code == 409 and "no longer in this queue" in response.text
+    assert state_of(app, fever.reference).state == "waiting"
+    assert _act(nurse, app, fever, "call", stream="fever").status_code == 302
+
+
 def test_unknown_case_is_404(nurse: FlaskClient) -> None:
     response = nurse.post("/queues/general/ZZZZZZZZ/call", data={"version": "1"}, headers=EN)
     assert response.status_code == 404

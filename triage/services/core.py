@@ -172,13 +172,18 @@ def apply_event(
     reason: str | None = None,
     referral_target: str | None = None,
     expected_version: int | None = None,
+    stream: str | None = None,
 ) -> EncounterRecord:
-    """A queue action (call, start, complete, no-show, leave, refer, cancel...) on one case; commits."""
+    """A queue action (call, start, complete, no-show, leave, refer, cancel...) on one case; commits.
+
+    With `stream`, the case must be in that stream's queue (a clinic's screen acts on its own patients only)."""
     if referral_target is not None and referral_target != "online_followup" \
             and policy.facility(referral_target) is None:
         raise InvalidInput({"referral_target": ("请选择政策列出的转诊机构或线上随访。",
                                                 "Choose a facility from the policy's list, or online follow-up.")})
     encounter = lock_encounter(session, reference)
+    if stream is not None and encounter.stream != stream:
+        raise Conflict("此病例已不在这个队列中，请刷新。", "This case is no longer in this queue: refresh the list.")
     facts = Facts(reason=reason, referral_target=referral_target)
     transition(session, encounter, trigger, workflow=workflow, policy=policy, actor=actor, facts=facts,
                expected_version=expected_version)

@@ -538,10 +538,12 @@ def admit_walk_in(
 def queue_action(
     session: Session, *, reference: str, trigger: str, policy: Policy, workflow: Workflow, actor: Actor,
     reason: str | None = None, referral_target: str | None = None, expected_version: int | None = None,
+    stream: Stream | None = None,
 ) -> EncounterRecord:
     """Call, call again, start, complete, refer, no-show, left or re-triage one case; commits.
 
-    A stale `expected_version` or a trigger the workflow does not allow now is a Conflict (409).
+    A stale `expected_version`, a trigger the workflow does not allow now, or (with `stream`) a case that is not
+    in that stream's queue is a Conflict (409).
     """
     if trigger not in QUEUE_TRIGGERS:
         raise InvalidInput({"trigger": ("此操作不属于队列操作：可用 " + "、".join(QUEUE_TRIGGERS) + "。",
@@ -557,7 +559,8 @@ def queue_action(
         raise InvalidInput({"referral_target": ("请选择转诊机构或线上随访。",
                                                 "Choose a facility to refer to, or online follow-up.")})
     return apply_event(session, reference=reference, trigger=trigger, workflow=workflow, policy=policy,
-                       actor=actor, reason=reason, referral_target=target, expected_version=expected_version)
+                       actor=actor, reason=reason, referral_target=target, expected_version=expected_version,
+                       stream=stream.value if stream is not None else None)
 
 
 def retriage(session: Session, *, reference: str, reason: str, policy: Policy, workflow: Workflow, actor: Actor,

@@ -168,7 +168,7 @@ def act(stream: str, reference: str, trigger: str) -> Response | tuple[str, int]
         encounter = onsite.queue_action(
             session, reference=reference, trigger=trigger, policy=policy, workflow=workflow(),
             actor=Actor.staff(g.staff), reason=reason, referral_target=target,
-            expected_version=int(version_text) if version_text.isdecimal() else None)
+            expected_version=int(version_text) if version_text.isdecimal() else None, stream=queue)
     except DomainError as exc:
         session.rollback()
         lang = current_lang()
