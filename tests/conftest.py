@@ -6,6 +6,7 @@ Set TRIAGE_TEST_DATABASE_URL to run the database tests against PostgreSQL (`make
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,24 @@ def login(app: Flask, make_user: Callable[..., StaffUser]) -> Callable[[Role], F
         return c
 
     return do
+
+
+def all_at_once(work: Callable[[int], Any], count: int) -> list[Any]:
+    """Run work(0) ... work(count - 1) in as many threads released together; their results, none an exception."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except BaseException as exc:  # reported by the assertion below
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(isinstance(r, BaseException) for r in results), results
+    return results

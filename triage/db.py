@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func
+from sqlalchemy import select as sql_select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
@@ -165,3 +166,17 @@ def session_scope() -> Iterator[Session]:
         yield session
     finally:
         session.close()
+
+
+_NAMED_LOCK = sql_select(func.pg_advisory_xact_lock(func.hashtext(bindparam("name"))))
+
+
+def serialize(session: Session, name: str) -> None:
+    """Wait for, then hold until the end of the transaction, the lock called `name` (PostgreSQL).
+
+    A row lock cannot guard a row that does not exist yet or a count of rows: transactions that must not interleave
+    take the same named lock first, and read after it. SQLite needs none: its write transaction holds the database.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_NAMED_LOCK, {"name": name})

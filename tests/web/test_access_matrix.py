@@ -124,7 +124,7 @@ ROUTES = [
     R("GET", "/prescreen/v/{visit}/pass", PATIENT, 200),
     R("GET", "/prescreen/v/{visit}/qr.svg", PATIENT, 200),
     R("GET", "/prescreen/v/{visit}/move", PATIENT, 200),
-    R("POST", "/prescreen/v/{visit}/move", PATIENT, 409, {"slot": "not-a-slot"}),
+    R("POST", "/prescreen/v/{visit}/move", PATIENT, 422, {"slot": "not-a-slot"}),
     R("GET", "/prescreen/v/{visit}/cancel", PATIENT, 200),
     R("POST", "/prescreen/v/{visit}/cancel", PATIENT, 302),
     R("POST", "/prescreen/v/{visit}/callback", PATIENT, 409),  # booked: no callback needed

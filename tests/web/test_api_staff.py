@@ -248,7 +248,7 @@ def test_events_check_the_version(app: Flask, client: FlaskClient, token: Callab
     ("refer", {"referral_target": "moon"}, 422, "referral_target"),
     ("refer", {"referral_target": 7}, 422, "referral_target"),
     ("call", {"colour": "red"}, 422, "colour"),
-    ("check_in", {}, 422, "trigger"),
+    ("check_in", {}, 404, "trigger"),
     ("fly", {}, 404, "trigger"),
 ])
 def test_invalid_events(app: Flask, client: FlaskClient, token: Callable[[Role], dict[str, str]], trigger: str,

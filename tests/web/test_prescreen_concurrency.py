@@ -6,7 +6,6 @@ Each thread is its own browser (test client), so each request has its own sessio
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
@@ -17,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import col, select
 
+from tests.conftest import all_at_once
 from tests.web.prescreen_support import (
     api_body,
     change_policy,
@@ -37,23 +37,7 @@ pytestmark = pytest.mark.slow
 
 
 def _all_at_once(work: Callable[[int], Any], count: int = PATIENTS) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except BaseException as exc:  # reported by the assertion below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(isinstance(r, BaseException) for r in results), results
-    return results
+    return all_at_once(work, count)
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ emergency and other visits here. A baseline, when entered, takes precedence over
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from triage.domain.errors import InvalidInput, NotFound
@@ -57,11 +59,21 @@ def save_baseline(session: Session, *, week: str, outpatient: Any, emergency: An
     if errors:
         raise InvalidInput(errors)
     assert parsed is not None
-    row = session.execute(select(WeeklyBaseline).where(col(WeeklyBaseline.iso_year) == parsed.year,
-                                                       col(WeeklyBaseline.iso_week) == parsed.week)
+    try:
+        return _write(session, parsed, values, actor_id)
+    except IntegrityError:
+        # Another administrator entered the same new week in the meantime (PostgreSQL: there was no row to lock):
+        # the week exists now, and this entry corrects it, as it would have a moment later.
+        session.rollback()
+        return _write(session, parsed, values, actor_id)
+
+
+def _write(session: Session, week: IsoWeek, values: Mapping[Category, int], actor_id: int | None) -> WeeklyBaseline:
+    row = session.execute(select(WeeklyBaseline).where(col(WeeklyBaseline.iso_year) == week.year,
+                                                       col(WeeklyBaseline.iso_week) == week.week)
                           .with_for_update()).scalar_one_or_none()
     if row is None:
-        row = WeeklyBaseline(iso_year=parsed.year, iso_week=parsed.week, outpatient=0, emergency=0, other=0)
+        row = WeeklyBaseline(iso_year=week.year, iso_week=week.week, outpatient=0, emergency=0, other=0)
     row.outpatient = values[Category.OUTPATIENT]
     row.emergency = values[Category.EMERGENCY]
     row.other = values[Category.OTHER]

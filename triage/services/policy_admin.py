@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
+from triage.db import serialize
 from triage.domain.errors import Conflict, InvalidInput
 from triage.domain.policy import Policy, RiskLevel, Stream
 from triage.hospital import forget_cached_policy
@@ -25,6 +26,7 @@ from triage.services.contacts import AffectedBooking, affected_bookings
 from triage.services.core import Actor
 
 REASON_MAX = 1000
+POLICY_LOCK = "policy_admin.change"
 CAPACITY_MAX = 10000
 
 
@@ -129,6 +131,13 @@ def latest_change_id(session: Session) -> int:
     return int(value or 0)
 
 
+def check_based_on(session: Session, based_on: int) -> None:
+    """Conflict when the policy has changed since the preview made on change `based_on`."""
+    if latest_change_id(session) != based_on:
+        raise Conflict("政策刚被其他人更改，请查看当前政策后重新预览。",
+                       "Someone else changed the policy a moment ago: check the current policy and preview again.")
+
+
 def proposed_policy(base: Policy, proposal: Proposal, *, version: str | None = None) -> Policy:
     """The policy the change would give: the file with the new risk level and capacities."""
     return base.with_overrides(region_risk_level=proposal.region_risk_level, capacities=proposal.capacities,
@@ -192,12 +201,10 @@ def apply_proposal(session: Session, *, base: Policy, proposal: Proposal, actor:
     now = now or utcnow()
     if actor.user_id is None:
         raise Conflict("只有登录的员工可以更改政策。", "Only a logged-in member of staff can change the policy.")
-    # The latest change, under the write lock (SQLite) or a row lock on it (PostgreSQL).
-    latest = session.execute(select(PolicyChange).order_by(col(PolicyChange.id).desc()).limit(1)
-                             .with_for_update()).scalar_one_or_none()
-    if (latest.id if latest is not None else 0) != based_on:
-        raise Conflict("政策刚被其他人更改，请查看当前政策后重新预览。",
-                       "Someone else changed the policy a moment ago: check the current policy and preview again.")
+    # The latest change, read under a lock every confirmation takes (SQLite: the write lock). A row lock on the latest
+    # change would not do: a confirmation waiting for it reads that same row again, not the one committed meanwhile.
+    serialize(session, POLICY_LOCK)
+    check_based_on(session, based_on)
     change = PolicyChange(at=now, actor_id=actor.user_id, base_version=base.version,
                           region_risk_level=proposal.region_risk_level.value,
                           capacities={s.value: c for s, c in proposal.capacities.items()}, reason=proposal.reason)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,6 +31,7 @@ from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
+from triage.db import serialize
 from triage.domain.assessment import Assessment as Decision
 from triage.domain.assessment import assess
 from triage.domain.errors import Conflict, InvalidInput, NotFound
@@ -85,8 +87,12 @@ LinkBuilder = Callable[[str], str]
 
 
 def normalize_phone(text: str | None) -> str:
-    """Digits only; a mainland number written with the country code (+86 / 0086) loses it."""
-    digits = "".join(ch for ch in (text or "") if ch.isdigit())
+    """ASCII digits only; a mainland number written with the country code (+86 / 0086) loses it.
+
+    A decimal digit of any script (full-width "１３８" from a Chinese keyboard) counts as its ASCII digit, so one
+    number is stored and compared one way; other characters, superscripts ("²") among them, are left out.
+    """
+    digits = "".join(str(unicodedata.decimal(ch)) for ch in (text or "") if ch.isdecimal())
     for prefix in ("0086", "86"):
         rest = digits[len(prefix):]
         if digits.startswith(prefix) and len(rest) == 11 and rest.startswith("1"):
@@ -183,7 +189,7 @@ def validate_contact(name: str, phone: str) -> dict[str, tuple[str, str]]:
     if not (phone or "").strip():
         errors["phone"] = ("请填写手机号码，以便医院联系您。", "Enter a phone number so the hospital can reach you.")
     elif len(digits) < 7 or len(digits) > 15 or any(
-            not (ch.isdigit() or ch in " +-()") for ch in phone.strip()):
+            not (ch.isdecimal() or ch in " +-()\u3000＋－（）") for ch in phone.strip()):
         errors["phone"] = ("请填写正确的电话号码，例如 138 0013 8000。",
                            "Enter a valid phone number, e.g. 138 0013 8000.")
     elif len(digits) == 11 and digits.startswith("1") and digits[1] not in "3456789":
@@ -276,7 +282,7 @@ def submit_prescreen(
 
     `checked` is the decision of `check_prescreen` for this request, found without errors: the caller has
     checked it already and it is not done twice. The phone's limit of live pre-screens is checked here, in the
-    transaction that writes (InvalidInput on the phone field).
+    transaction that writes, after a lock per phone number on PostgreSQL (InvalidInput on the phone field).
     """
     now = now or utcnow()
     if checked is None:
@@ -314,6 +320,8 @@ def submit_prescreen(
     log_entry(encounter, workflow=workflow, policy=policy, actor=PATIENT, now=now)
     assessment = _assessment_row(data, decision, now)
 
+    # Pre-screens from one phone at the same instant would each count the others' bookings as not yet there.
+    serialize(session, f"prescreen.phone:{encounter.patient_phone}")
     limit = _phone_limit_error(session, request.phone)
     if limit:
         raise InvalidInput(limit)
@@ -552,6 +560,38 @@ def live_encounter(session: Session, reference: str, policy: Policy, workflow: W
     return encounter
 
 
+_MOVE_AFTER_CHECK_IN = ("到院签到后不能再改约。", "The time cannot be changed after check-in.")
+_CANCEL_AFTER_CHECK_IN = ("到院签到后不能在线取消。", "A visit cannot be cancelled online after check-in.")
+# Why a visit that never reached the hospital can no longer be changed, by its state.
+_CLOSED_BEFORE_ARRIVAL: Mapping[str, tuple[str, str]] = {
+    "cancelled": ("此预约已取消，不能再更改。如需就诊，请重新预检。",
+                  "This visit is cancelled and can no longer be changed. To come, pre-screen again."),
+    "no_show": ("此预约已过期（仅在预约当天有效），不能再更改。如需就诊，请重新预检。",
+                "This visit has expired (it was valid on its day only) and can no longer be changed. "
+                "To come, pre-screen again."),
+    "directed_to_emergency": ("您已被指引立即前往急诊，无需预约时段。请现在就去急诊。",
+                              "You were told to go to the emergency department now: no time slot is needed. "
+                              "Go now."),
+    "referred": ("此就诊已改为线上复诊或转诊，不能再预约到院时间。",
+                 "This visit became an online follow-up or a referral: no time at the hospital can be booked."),
+}
+
+
+def _not_live(encounter: EncounterRecord, after_check_in: tuple[str, str]) -> tuple[str, str]:
+    """The (zh, en) reason why a visit no longer open to online changes cannot be changed."""
+    if encounter.arrived_at is not None:
+        return after_check_in
+    return _CLOSED_BEFORE_ARRIVAL.get(encounter.state, after_check_in)
+
+
+def _check_channel(channel: str | None) -> None:
+    """InvalidInput unless `channel` (how staff reached the patient) is one of the known contact channels."""
+    from triage.services.contacts import CONTACT_CHANNELS  # contacts builds on this module
+
+    if channel is not None and channel not in CONTACT_CHANNELS:
+        raise InvalidInput({"channel": ("请选择联系方式。", "Choose how you contacted the patient.")})
+
+
 def move_visit(
     session: Session,
     *,
@@ -565,11 +605,16 @@ def move_visit(
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> EncounterRecord:
-    """Book (if no slot yet) or move the visit to the slot named by `slot_key`; commits, then notifies."""
+    """Book (if no slot yet) or move the visit to the slot named by `slot_key`; commits, then notifies.
+
+    InvalidInput for a slot key that names no bookable slot or an unknown contact channel; Conflict when the
+    visit cannot be moved now (closed, checked in) or the slot is full or has started.
+    """
     now = now or utcnow()
+    _check_channel(channel)
     encounter = live_encounter(session, reference, policy, workflow, now)
     if encounter.state not in LIVE_BOOKING_STATES:
-        raise Conflict("到院签到后不能再改约。", "The time cannot be changed after check-in.", field="slot")
+        raise Conflict(*_not_live(encounter, _MOVE_AFTER_CHECK_IN), field="slot")
     stream = Stream(encounter.provisional_stream or Stream.GENERAL.value)
     if not is_bookable(policy, stream):
         raise Conflict("此门诊无需预约时段，请直接按指引到院。",
@@ -616,9 +661,10 @@ def cancel_visit(
 ) -> EncounterRecord:
     """Cancel a visit before check-in (its slot is released); commits, then notifies."""
     now = now or utcnow()
+    _check_channel(channel)
     encounter = live_encounter(session, reference, policy, workflow, now)
     if encounter.state not in LIVE_BOOKING_STATES:
-        raise Conflict("到院签到后不能在线取消。", "A visit cannot be cancelled online after check-in.")
+        raise Conflict(*_not_live(encounter, _CANCEL_AFTER_CHECK_IN))
     why = (reason or "").strip()
     if actor.kind == "staff" and not why:
         raise InvalidInput({"reason": ("请填写取消原因。", "Give the reason for cancelling.")})

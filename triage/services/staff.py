@@ -9,14 +9,17 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, func
 from sqlalchemy import select as select_columns
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from triage.db import serialize
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.models import ApiToken, Role, StaffUser
 
 USER = StaffUser.__table__  # type: ignore[attr-defined]
 TOKEN = ApiToken.__table__  # type: ignore[attr-defined]
+ADMINS_LOCK = "staff.active_admins"
 
 
 def digest(secret: str) -> str:
@@ -36,12 +39,20 @@ def create_user(session: Session, *, username: str, password: str, role: Role,
         errors["password"] = ("密码至少8个字符。", "The password must have at least 8 characters.")
     if errors:
         raise InvalidInput(errors)
+    taken = Conflict("该用户名已存在。", "This username is already taken.", field="username")
     if session.exec(select(StaffUser).where(StaffUser.username == username)).first() is not None:
-        raise Conflict("该用户名已存在。", "This username is already taken.", field="username")
+        raise taken
     user = StaffUser(username=username, display_name=(display_name or username).strip()[:100],
                      role=role.value, password_hash=generate_password_hash(password))
     session.add(user)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another administrator created the same username in the meantime (PostgreSQL: both checks passed).
+        session.rollback()
+        if session.exec(select(StaffUser.id).where(StaffUser.username == username)).first() is not None:
+            raise taken from None
+        raise
     return user
 
 
@@ -141,8 +152,10 @@ def deactivate_user(session: Session, *, user_id: int, actor_id: int | None) -> 
     """Deactivate an account: its sessions end and its API tokens stop working; commits.
 
     Administrators cannot deactivate themselves, nor the last active administrator (nobody could manage
-    accounts any more).
+    accounts any more). Whatever lowers the number of active administrators takes the `ADMINS_LOCK` first.
     """
+    # Two administrators deactivating each other at once would each count two, and leave none.
+    serialize(session, ADMINS_LOCK)
     user = _lock_user(session, user_id)
     if user.id == actor_id:
         raise Conflict("不能停用自己的账号。", "You cannot deactivate your own account.")

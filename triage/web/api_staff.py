@@ -222,10 +222,16 @@ def api_walk_in() -> tuple[Response, int, dict[str, str]]:
 @bp.post("/encounters/<reference>/events/<trigger>")
 @api_role(*STAFF_ROLES)
 def api_event(reference: str, trigger: str) -> Response:
-    """A queue action (call, start, complete, retriage, mark_no_show, leave, refer) with optional reason."""
+    """A queue action (call, start, complete, retriage, mark_no_show, leave, refer) with optional reason.
+
+    404 for an action this endpoint does not offer, even one the workflow has elsewhere (check-in, triage and
+    booking have their own endpoints); 409 for an action offered here that the case's state does not allow now.
+    """
     wf = workflow()
-    if trigger not in {t.trigger for t in wf.transitions}:
-        raise NotFound("没有这个操作。", "There is no such action.", field="trigger")
+    if trigger not in onsite.QUEUE_TRIGGERS:
+        raise NotFound("没有这个队列操作：可用 " + "、".join(onsite.QUEUE_TRIGGERS) + "。",
+                       "There is no such queue action; use one of " + ", ".join(onsite.QUEUE_TRIGGERS) + ".",
+                       field="trigger")
     body: dict[str, Any] = {}
     if request.get_data():
         body = json_body()
@@ -362,9 +368,10 @@ PATHS.update({
             "version": {"type": "integer"}}})},
         "responses": {"200": {"description": "Done", **json_content({"type": "object", "properties": {
             "encounter": _ENCOUNTER_REF}})}, **_AUTH_ERRORS,
-            "404": error_response("Unknown reference or action"),
+            "404": error_response("Unknown reference, or an action not listed here (check-in and triage have "
+                                  "their own endpoints)"),
             "409": error_response("The workflow does not allow this action now, or the version is stale"),
-            "422": error_response("Missing reason or referral target")}}},
+            "422": error_response("Missing reason or referral target, or an unknown field")}}},
     "/api/v1/encounters/{reference}": {"get": {
         "summary": "A case with its assessments and history", "operationId": "encounter", "security": _SECURITY,
         "parameters": [_REF],

@@ -8,7 +8,7 @@ from flask import Flask, Response, current_app, jsonify, make_response, render_t
 from flask_babel import gettext as _
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from triage.db import get_session
 from triage.domain.errors import DomainError, InvalidInput
@@ -64,6 +64,14 @@ def render_error(status: int, message: str, errors: dict[str, str] | None = None
         return page, status
 
 
+def _bearer_challenge() -> str:
+    """The WWW-Authenticate challenge of an API 401 (RFC 6750): a bearer token, and whether the one sent is no good."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return 'Bearer realm="triage", error="invalid_token"'
+    return 'Bearer realm="triage"'
+
+
 def _rollback() -> None:
     try:
         get_session().rollback()
@@ -108,7 +116,12 @@ def init_app(app: Flask) -> None:
             response = make_response(render_error(status, message))
             response.headers["Retry-After"] = str(window)
             return response, status
-        return render_error(status, message)
+        response = make_response(render_error(status, message))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110: a 405 names what is allowed
+        if status == 401 and request.path.startswith("/api/"):
+            response.headers["WWW-Authenticate"] = _bearer_challenge()
+        return response, status
 
     @app.errorhandler(OperationalError)
     def _database(exc: OperationalError) -> tuple[Response | str, int]:

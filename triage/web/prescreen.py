@@ -409,7 +409,10 @@ def move(reference: str) -> BaseResponse | str | tuple[str, int]:
     now = utcnow()
     stream = Stream(encounter.provisional_stream or Stream.GENERAL.value)
     form = SlotForm()
-    if request.method == "POST" and form.validate():
+    status_code = 200
+    if request.method == "POST" and not form.validate():
+        status_code = 422
+    elif request.method == "POST":
         try:
             move_visit(get_session(), reference=encounter.reference, slot_key=form.slot.data or "",
                        workflow=workflow(), policy=policy, notifier=_notifier())
@@ -420,6 +423,7 @@ def move(reference: str) -> BaseResponse | str | tuple[str, int]:
                 flash(exc.text(current_lang()), "error")  # expired or checked in meanwhile
                 return redirect(visit_url(encounter.reference))
             form.slot.errors = [exc.text(current_lang())]
+            status_code = exc.status
         else:
             flash(_("Your time is changed. Your pass shows the new time."), "success")
             return redirect(visit_url(encounter.reference))
@@ -435,7 +439,6 @@ def move(reference: str) -> BaseResponse | str | tuple[str, int]:
         day = encounter.visit_day if encounter.visit_day in days else (days[0] if days else None)
     offers = free_slots(get_session(), policy, stream, day, now) if day else []
     form.slot.choices = choices((o.key, o.key) for o in offers)
-    status_code = 409 if form.slot.errors else 200
     return render_template("prescreen/move.html", e=encounter, form=form, days=days, day=day, offers=offers,
                            stream=stream, back=visit_url(encounter.reference),
                            current=encounter.slot_starts_at if encounter.slot_id else None), status_code
@@ -595,7 +598,7 @@ def contact_move(reference: str) -> BaseResponse | tuple[str, int]:
     except (Conflict, InvalidInput) as exc:
         get_session().rollback()
         form.slot.errors = [exc.text(current_lang())]
-        return _staff_case(reference, move_form=form, status_code=409)
+        return _staff_case(reference, move_form=form, status_code=exc.status)
     flash(_("The visit is moved and the patient is told by text message."), "success")
     return redirect(url_for("contacts.contact_case", reference=encounter.reference))
 

@@ -248,7 +248,20 @@ class ContactForm(FlaskForm):
 class StaffMoveForm(SlotForm):
     """Staff move a visit after talking to the patient."""
 
-    channel = RadioField(_l("How"), validate_choice=False, default="phone")
+    channel = RadioField(_l("How"), validate_choice=False, default="phone")  # labels set per language by the page
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The time and how the patient was reached, one of the contact channels (checked before anything is stored).
+
+        A wrong channel is reported beside the time: the page shows the time's errors even where it shows no form
+        (a visit that can no longer be moved), and a browser only sends a channel it was offered.
+        """
+        valid = super().validate(extra_validators)
+        if self.channel.data not in CONTACT_CHANNELS:
+            self.slot.errors = [*self.slot.errors,
+                                _l("Choose how the patient was reached: phone, text message or in person.")]
+            return False
+        return valid
 
 
 class StaffCancelForm(FlaskForm):

@@ -269,12 +269,21 @@ def policy_confirm() -> BaseResponse | tuple[str, int]:
     form = _policy_form(current, request.form)
     if not form.validate():
         return _policy_page(form, 422)
+    text = form.based_on.data or ""
+    based_on = int(text) if text.isdecimal() and len(text) <= 18 else -1  # Python refuses int() of 4,301 digits
     try:
         proposal = _proposal(form, current)
     except InvalidInput as exc:
         _field_errors(form, exc)
+        try:
+            # Read against a policy changed since the preview (perhaps into this very proposal), the input may look
+            # wrong: the change is what the supervisor needs to hear about.
+            if based_on >= 0:
+                policy_admin.check_based_on(session, based_on)
+        except Conflict as stale:
+            flash(stale.text(current_lang()), "error")
+            return _policy_page(form, 409)
         return _policy_page(form, 422)
-    based_on = int(form.based_on.data) if (form.based_on.data or "").isdecimal() else -1
     try:
         change = policy_admin.apply_proposal(session, base=base_policy(), proposal=proposal,
                                              actor=Actor.staff(g.staff), based_on=based_on)
