@@ -113,6 +113,7 @@ CASES = [
     ({"temperature_c": "25"}, "Temperature 25 °C is outside the possible range 30.0–43.0 °C; please re-check."),
     ({"epi": None}, "Answer this question: tick what applies, or “None of these”."),
     ({"epi": ["none", "contact_case_14d"]}, "You ticked “None of these” and a situation: tick only what is true."),
+    ({"epi": ["bogus"]}, "“bogus” is not one of the choices here."),
     ({"other": None}, "Tell us why you are coming: tick a symptom or a need, or write the reason."),
     ({"visit_reason": "x" * 201, "other": None}, "At most 200 characters."),
     ({"other": ["vaginal_bleeding"]}, "vaginal_bleeding cannot apply to a male patient: check the sex."),
@@ -152,6 +153,8 @@ def test_all_messages_show_at_once_and_what_was_typed_is_kept(client: FlaskClien
 def test_errors_are_in_chinese_for_a_chinese_page(client: FlaskClient, day: str) -> None:
     response = client.post("/prescreen/", data=form_data(preferred_day=day, name=""))
     assert "请填写就诊人姓名。" in response.text and "请修改下面标出的内容。" in response.text
+    unknown = client.post("/prescreen/", data=form_data(preferred_day=day, epi=["bogus"]))
+    assert "“bogus”不是这里的选项。" in html.unescape(unknown.text)
 
 
 # --- red flags -------------------------------------------------------------------------------------------------

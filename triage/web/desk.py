@@ -16,10 +16,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import BooleanField, HiddenField, RadioField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from triage.db import get_db, get_session
 from triage.domain.assessment import Assessment as EngineResult
@@ -34,6 +33,7 @@ from triage.services import Actor, format_reference, onsite
 from triage.services.store import EncounterRecord
 from triage.web.access import SUPERVISORS, staff_required
 from triage.web.extensions import current_lang
+from triage.web.prescreen_forms import MultiCheckboxField
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -47,13 +47,6 @@ FIELD_ALIASES = {"override.stream": "override_stream", "override.cn_level": "ove
 def opts(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
     """Choices for a select, radio or checkbox list."""
     return [SelectChoice(value, label) for value, label in pairs]
-
-
-class MultiCheckboxField(SelectMultipleField):
-    """A list of checkboxes."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 def _choices(lang: str) -> dict[str, list[tuple[str, str]]]:
