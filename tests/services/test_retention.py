@@ -51,7 +51,12 @@ def test_ages_are_read_with_their_unit(text: str, days: int) -> None:
     assert parse_age(text).days == days
 
 
-@pytest.mark.parametrize("text", ["180", "d", "-5d", "180 days", "1.5d", ""])
+@pytest.mark.parametrize("text", ["180", "d", "-5d", "180 days", "1.5d", "", "²d"])
 def test_bad_ages_are_refused_clearly(text: str) -> None:
     with pytest.raises(ValueError, match="such as 180d"):
         parse_age(text)
+
+
+def test_an_age_past_the_calendar_is_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="longer than any record can be kept"):
+        parse_age("99999999999w")

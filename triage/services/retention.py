@@ -15,9 +15,12 @@ def parse_age(text: str) -> timedelta:
     """Parse an age such as '180d', '26w' or '12h' into a timedelta; ValueError with a clear message."""
     units = {"d": "days", "w": "weeks", "h": "hours"}
     text = text.strip().lower()
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdecimal():
         raise ValueError(f"expected a number and a unit (d, w or h), such as 180d; got {text!r}")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        return timedelta(**{units[text[-1]]: int(text[:-1])})
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any record can be kept") from None
 
 
 def purge_personal_data(session: Session, *, workflow: Workflow, older_than: timedelta, now: datetime) -> int:
