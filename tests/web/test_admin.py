@@ -72,6 +72,8 @@ def test_create_an_account_and_log_in_with_it(app: Flask, admin: FlaskClient) ->
 
 @pytest.mark.parametrize(("data", "message"), [
     ({"username": "admin-user", "password": "a-long-password"}, "This username is already taken."),
+    ({"username": "Admin-User", "password": "a-long-password"}, "This username is already taken."),
+    ({"username": "ａｄｍｉｎ-user", "password": "a-long-password"}, "This username is already taken."),
     ({"username": "bad name!", "password": "a-long-password"}, "Usernames use letters, digits"),
     ({"username": "ok", "password": "short"}, "The password must have at least 8 characters."),
 ])
@@ -81,6 +83,11 @@ def test_account_errors_are_shown_beside_their_fields(admin: FlaskClient, data: 
     assert message in response.text
     assert f'value="{data["username"]}"' in response.text  # what was typed stays (never the password)
     assert data["password"] not in response.text
+
+
+def test_a_username_typed_in_full_width_logs_in(app: Flask, make_user: Callable[..., StaffUser]) -> None:
+    make_user("nurse01", Role.NURSE)  # a Chinese keyboard in full-width mode types ｎｕｒｓｅ０１
+    _log_in(app, "ｎｕｒｓｅ０１")
 
 
 def test_deactivate_ends_the_sessions_and_reactivate_restores_login(

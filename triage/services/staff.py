@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,10 +28,16 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def canonical_username(text: str) -> str:
+    """A username as stored and looked up: full-width letters and digits (a Chinese keyboard's) as plain ones."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
 def create_user(session: Session, *, username: str, password: str, role: Role,
                 display_name: str | None = None) -> StaffUser:
-    """Create a staff account with a hashed password; commits."""
-    username = username.strip()
+    """Create a staff account with a hashed password; commits. A name that differs from another only by case is
+    taken: "Admin" beside "admin" would be one person to a reader of the audit log."""
+    username = canonical_username(username)
     errors: dict[str, tuple[str, str]] = {}
     if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
         errors["username"] = ("用户名只能包含字母、数字、点、下划线和连字符（最多64个字符）。",
@@ -40,7 +47,7 @@ def create_user(session: Session, *, username: str, password: str, role: Role,
     if errors:
         raise InvalidInput(errors)
     taken = Conflict("该用户名已存在。", "This username is already taken.", field="username")
-    if session.exec(select(StaffUser).where(StaffUser.username == username)).first() is not None:
+    if session.exec(select(StaffUser).where(func.lower(StaffUser.username) == username.lower())).first() is not None:
         raise taken
     user = StaffUser(username=username, display_name=(display_name or username).strip()[:100],
                      role=role.value, password_hash=generate_password_hash(password))
@@ -58,7 +65,7 @@ def create_user(session: Session, *, username: str, password: str, role: Role,
 
 def authenticate(session: Session, username: str, password: str) -> StaffUser | None:
     """The active user with this username and password, or None."""
-    user = session.exec(select(StaffUser).where(StaffUser.username == username.strip())).first()
+    user = session.exec(select(StaffUser).where(StaffUser.username == canonical_username(username))).first()
     if user is None:
         check_password_hash(_DUMMY_HASH, password)  # same work whether or not the user exists
         return None
@@ -117,7 +124,7 @@ def staff_by_id(connection: Connection, user_id: int) -> Staff | None:
 
 def get_user(session: Session, username: str) -> StaffUser:
     """The staff user with this username, or NotFound."""
-    user = session.exec(select(StaffUser).where(StaffUser.username == username)).first()
+    user = session.exec(select(StaffUser).where(StaffUser.username == canonical_username(username))).first()
     if user is None:
         raise NotFound("没有这个用户。", "No such user.", field="username")
     return user
