@@ -66,8 +66,10 @@ def test_a_405_names_the_methods_the_address_takes(client: FlaskClient, method: 
 def test_an_api_401_asks_for_a_bearer_token(client: FlaskClient, method: str, path: str, header: str | None,
                                             challenge: str) -> None:
     response = getattr(client, method)(path, headers={"Authorization": header} if header else {}, json={})
-    assert response.status_code == 401 and response.json["message"]
+    assert response.status_code == 401 and response.json["message"].startswith("需要有效的 API 令牌")
     assert response.headers["WWW-Authenticate"] == challenge
+    english = getattr(client, method)(path, headers={"Accept-Language": "en"}, json={})
+    assert english.json["message"] == "A valid API token is required (header Authorization: Bearer <token>)."
 
 
 def test_a_page_for_staff_sends_the_browser_to_the_login_without_a_bearer_challenge(client: FlaskClient) -> None:

@@ -105,6 +105,8 @@ def init_app(app: Flask) -> None:
             429: _("Too many attempts. Please wait a minute and try again."),
         }
         message = messages.get(status, exc.description or _("Error"))
+        if status == 401 and request.path.startswith("/api/"):
+            message = _("A valid API token is required (header Authorization: Bearer <token>).")
         if status == 400 and "CSRF" in (exc.description or ""):
             message = _("This form has expired. Please reload the page and submit it again.")
         if isinstance(exc, RateLimitExceeded):
