@@ -117,7 +117,9 @@ def test_a_patient_pre_screens_books_shows_the_pass_moves_adds_family_and_cancel
     code = page.locator(".pass-code").inner_text()
     assert len(code) == 9 and code[4] == "-"
     assert page.locator(".pass-band").inner_text() == stream
-    assert page.evaluate("document.querySelector('.pass-qr').naturalWidth > 0")
+    # The QR image loads after the page: wait until it has (a broken image would never get a width).
+    page.wait_for_function("() => { const qr = document.querySelector('.pass-qr');"
+                           " return qr !== null && qr.complete && qr.naturalWidth > 0; }", timeout=15_000)
     assert page.get_by_role("button", name="打印" if lang == "zh-CN" else "Print").is_visible()  # JS added it
     _fits(page)
     shot(page, "05-pass")
