@@ -30,10 +30,10 @@ def test_staff_log_in_with_the_keyboard_and_switch_language(
 ) -> None:
     page = page_factory(lang="zh-CN")
     staff_login(page, Role.NURSE)
-    assert page.get_by_role("button", name="退出登录").is_visible()
+    page.get_by_role("button", name="退出登录").wait_for(state="visible")
     shoot(page, "home-nurse-zh")
     page.get_by_role("link", name="English").click()
-    assert page.get_by_role("button", name="Log out").is_visible()
+    page.get_by_role("button", name="Log out").wait_for(state="visible")
     shoot(page, "home-nurse-en")
 
 

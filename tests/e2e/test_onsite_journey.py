@@ -81,7 +81,7 @@ def test_a_pre_screened_patient_takes_one_scan_the_measurements_and_one_enter(
         keys.enter()
     assert page.url.endswith(f"/desk/{reference}/triage")
     assert page.evaluate("document.activeElement.name") == "temperature_c"
-    assert page.locator(".online-answers").is_visible()  # the online answers, at once
+    page.locator(".online-answers").wait_for(state="visible")  # the online answers, at once
 
     # The measurements, Tab between fields...
     for value in ("36.8", "82", "16", "124", "98"):
@@ -130,7 +130,7 @@ def test_check_in_override_queue_call_board_complete(
     page.fill("#override_reason", "")
     with page.expect_navigation():
         page.keyboard.press("Enter")  # no reason: refused, nothing lost
-    assert page.locator("#override_reason-error").is_visible()
+    page.locator("#override_reason-error").wait_for(state="visible")
     assert page.input_value("#heart_rate") == "104"
     shoot(page, "onsite-triage-override-missing-reason-en")
     page.fill("#override_reason", "Crushing chest pain on questioning")
@@ -161,11 +161,11 @@ def test_check_in_override_queue_call_board_complete(
     shoot(board, "onsite-board-emergency-called-en")
 
     row = page.locator(f"#row-{reference}")
-    assert row.get_by_role("button", name="Call again").is_visible()
+    row.get_by_role("button", name="Call again").wait_for(state="visible")
     with page.expect_navigation():
         row.get_by_role("button", name="Start consultation").click()
     row = page.locator(f"#row-{reference}")
-    assert row.get_by_role("button", name="Complete").is_visible()
+    row.get_by_role("button", name="Complete").wait_for(state="visible")
     assert row.get_by_role("button", name="Call").count() == 0  # only what the workflow allows now
     with page.expect_navigation():
         row.get_by_role("button", name="Complete").click()

@@ -120,7 +120,7 @@ def test_a_patient_pre_screens_books_shows_the_pass_moves_adds_family_and_cancel
     # The QR image loads after the page: wait until it has (a broken image would never get a width).
     page.wait_for_function("() => { const qr = document.querySelector('.pass-qr');"
                            " return qr !== null && qr.complete && qr.naturalWidth > 0; }", timeout=15_000)
-    assert page.get_by_role("button", name="打印" if lang == "zh-CN" else "Print").is_visible()  # JS added it
+    page.get_by_role("button", name="打印" if lang == "zh-CN" else "Print").wait_for(state="visible")  # JS added it
     _fits(page)
     shot(page, "05-pass")
     page.emulate_media(media="print")
@@ -175,7 +175,7 @@ def test_a_danger_sign_stops_the_questionnaire_at_once(
     page.goto(live_server + "/prescreen/")
     _tick(page, t["chest_pain"])
     stop = page.locator("#stop-now")
-    assert stop.is_visible()  # shown before anything is sent
+    stop.wait_for(state="visible")  # shown before anything is sent
     shoot(page, f"prescreen-{lang}-12-danger-ticked")
     page.get_by_role("button", name=t["send"]).click()  # the rest left empty on purpose
     assert page.locator("h1").inner_text() == t["stop"]
