@@ -105,7 +105,8 @@ def init_app(app: Flask) -> None:
             429: _("Too many attempts. Please wait a minute and try again."),
         }
         message = messages.get(status, exc.description or _("Error"))
-        if status == 401 and request.path.startswith("/api/"):
+        api_401 = status == 401 and request.path.startswith("/api/")
+        if api_401:
             message = _("A valid API token is required (header Authorization: Bearer <token>).")
         if status == 400 and "CSRF" in (exc.description or ""):
             message = _("This form has expired. Please reload the page and submit it again.")
@@ -121,7 +122,7 @@ def init_app(app: Flask) -> None:
         response = make_response(render_error(status, message))
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110: a 405 names what is allowed
-        if status == 401 and request.path.startswith("/api/"):
+        if api_401:
             response.headers["WWW-Authenticate"] = _bearer_challenge()
         return response, status
 
