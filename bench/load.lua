@@ -18,6 +18,8 @@ local op, dir, nthreads
 local config = {}
 local pools = {}
 local counter = 0
+-- Each run its own phone numbers (a phone holds at most a few live bookings), so runs can repeat on one database.
+local phone_base = (os.time() % 1000) * 10000
 local bad = {}
 
 local function read_lines(path, share)
@@ -76,7 +78,7 @@ end
 
 builders.prescreen_submit = function()
   counter = counter + 1
-  local n = id * 10000000 + counter
+  local n = id * 10000000 + (phone_base + counter) % 10000000
   local body = '{"name":"王小明","phone":"139' .. string.format("%08d", n % 100000000)
     .. '","consent":true,"preferred_day":"' .. config.booking_day .. '","assessment":'
     .. PRESCREEN[counter % #PRESCREEN + 1] .. '}'

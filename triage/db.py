@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, MultipleResultsFound, NoResultFound
 from sqlmodel import Session
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -72,14 +72,14 @@ def _sqlite_engine(url: str, *, begin: str, gate: str | None = None, **options: 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if gate is None:
-            connection.exec_driver_sql(begin)
+            _send(connection, begin)
             return
         fd = connection.connection.info.get("gate")
         if fd is None:
             fd = connection.connection.info["gate"] = os.open(gate, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            connection.exec_driver_sql(begin)
+            _send(connection, begin)
         except BaseException:
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise
@@ -180,3 +180,164 @@ def serialize(session: Session, name: str) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(_NAMED_LOCK, {"name": name})
+
+
+# --- prebuilt statements on the DB-API cursor ------------------------------------------------------------------
+
+
+class Rows:
+    """What `run` returns: the rows (tuples, with SQLAlchemy's result processing applied) and the rowcount."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def all(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> tuple[Any, ...]:
+        if len(self.rows) != 1:
+            raise (NoResultFound if not self.rows else MultipleResultsFound)(f"{len(self.rows)} rows, one expected")
+        return self.rows[0]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+
+class _Plan:
+    """A statement compiled for one dialect (and one set of parameter names), ready for the DB-API cursor."""
+
+    __slots__ = ("binds", "compiled", "is_select", "positions", "results", "sql", "statement")
+
+    def __init__(self, statement: Any, compiled: Any) -> None:
+        self.statement = statement  # keeps the id() of the cache key alive
+        self.compiled = compiled
+        self.sql: str = compiled.string
+        self.positions: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
+        self.binds: dict[str, Any] = {k: v for k, v in compiled._bind_processors.items() if v is not None}
+        self.is_select = bool(compiled.isplaintext is False and compiled.statement.is_select)
+        self.results: list[Any] | None = None  # per result column, set at the first execution (needs the cursor)
+
+
+_PLANS: dict[tuple[int, str, tuple[str, ...]], _Plan | None] = {}
+
+
+def _plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:
+    """The statement's plan, or None where only SQLAlchemy's own execution does it right (defaults computed in
+    Python, expanding IN lists, escaped names)."""
+    key = (id(statement), dialect.name, keys)
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
+    plan: _Plan | None = _Plan(statement, compiled)
+    if (compiled.insert_prefetch or compiled.update_prefetch or compiled.literal_execute_params
+            or compiled.post_compile_params or compiled.escaped_bind_names or compiled.schema_translate_map
+            or compiled.has_out_parameters
+            or any(isinstance(process, tuple) for process in compiled._bind_processors.values())):
+        plan = None
+    _PLANS[key] = plan
+    return plan
+
+
+def run(connection: Connection, statement: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        ) -> Rows:
+    """Execute a prebuilt Core statement on the connection's DB-API cursor, as `connection.execute` would.
+
+    The hot paths of the entrance (a pre-screen, a triage decision, a queue poll) run a handful of statements each;
+    through `Connection.execute` each one costs tens of microseconds of Python in SQLAlchemy (cache key, execution
+    context, result metadata), about what SQLite takes to run it. Here the statement is compiled once per dialect,
+    and each execution applies SQLAlchemy's own bind and result processors, fires the cursor events (the statement
+    counters of the tests see it) and wraps DB-API errors as SQLAlchemy does (an OperationalError stays one; a
+    dropped PostgreSQL connection is invalidated). Statements it cannot run exactly so (several rows of parameters,
+    expanding IN lists, defaults computed in Python) go through `connection.execute`.
+    """
+    dialect = connection.dialect
+    plan = None
+    if params is None or isinstance(params, Mapping):
+        params = params or {}
+        plan = _plan(statement, dialect, tuple(params))
+    if plan is None or not _in_step(connection, plan):
+        result = connection.execute(statement, params)  # type: ignore[arg-type]
+        if not result.returns_rows:
+            return Rows([], result.rowcount)
+        done = [tuple(row) for row in result]
+        return Rows(done, len(done))
+    compiled = plan.compiled
+    values = compiled.construct_params(params, escape_names=False)
+    for name, process in plan.binds.items():
+        values[name] = process(values[name])
+    parameters = tuple(values[name] for name in plan.positions) if plan.positions is not None else values
+    sql = plan.sql
+    cursor = _send(connection, sql, parameters, keep=True)
+    try:
+        rows: list[tuple[Any, ...]] = []
+        if cursor.description is not None:
+            fetched = cursor.fetchall()
+            processors = plan.results
+            if processors is None:
+                types = [column[3] for column in compiled._result_columns]
+                processors = plan.results = [
+                    types[i]._cached_result_processor(dialect, description[1]) if i < len(types) else None
+                    for i, description in enumerate(cursor.description)]
+            if any(processors):
+                rows = [tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
+                        for row in fetched]
+            else:
+                rows = list(fetched)
+        rowcount = cursor.rowcount if cursor.description is None else len(rows)
+    except dialect.loaded_dbapi.Error as exc:
+        connection._handle_dbapi_exception(exc, sql, parameters, cursor, None)
+    finally:
+        cursor.close()
+    return Rows(rows, rowcount)
+
+
+def _send(connection: Connection, sql: str, parameters: Any = (), *, keep: bool = False) -> Any:
+    """Send one statement on the connection's DB-API cursor, with the cursor events SQLAlchemy fires and its wrapping
+    of DB-API errors (a locked SQLite stays an OperationalError; a dropped PostgreSQL connection is invalidated).
+    Returns the cursor, open, when `keep` (the caller reads and closes it)."""
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    events = connection._has_events or connection.engine._has_events
+    try:
+        if events:
+            for hook in connection.dispatch.before_cursor_execute:
+                hook(connection, cursor, sql, parameters, None, False)
+        cursor.execute(sql, parameters)
+        if events:
+            for hook in connection.dispatch.after_cursor_execute:
+                hook(connection, cursor, sql, parameters, None, False)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        connection._handle_dbapi_exception(exc, sql, parameters, cursor, None)
+    except BaseException:
+        cursor.close()
+        raise
+    if not keep:
+        cursor.close()
+    return cursor
+
+
+def _in_step(connection: Connection, plan: _Plan) -> bool:
+    """Whether a statement may go to the cursor as the connection stands: in a transaction SQLAlchemy has begun (on
+    SQLite, after the write gate and BEGIN IMMEDIATE), or on an autocommit connection (PostgreSQL's reads), or a single
+    SELECT on SQLite outside a transaction (it reads one consistent snapshot by itself, without BEGIN and ROLLBACK)."""
+    if connection.in_transaction():
+        return True
+    if connection.dialect.name == "sqlite":
+        return plan.is_select
+    return connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"

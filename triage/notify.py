@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session
 
+from triage.db import run
 from triage.models import Notification, utcnow
 
 NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
@@ -118,7 +119,7 @@ def commit_and_deliver(session: Session, notifier: Notifier, messages: Iterable[
     conn = session.connection()
     now = utcnow()
     for message in queued:
-        message.id = conn.execute(_RECORD, {
+        message.id = run(conn, _RECORD, {
             "encounter_id": message.encounter_id, "at": now, "channel": message.channel,
             "recipient": message.recipient, "body": message.recorded, "status": LOGGED if logged else PENDING,
         }).scalar_one()
@@ -138,7 +139,7 @@ def commit_and_deliver(session: Session, notifier: Notifier, messages: Iterable[
         else:
             outcomes.append({"b_id": message.id, "b_status": SENT})
     if outcomes:
-        session.connection().execute(_STATUS, outcomes)
+        run(session.connection(), _STATUS, outcomes)
         session.commit()
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
+from triage.db import run
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
 from triage.models import Origin, StaffUser, TicketCounter, TransitionLog, utcnow
@@ -212,7 +213,7 @@ def _hold_slot(session: Session, encounter: EncounterRecord, facts: Facts, polic
     # Atomic: a concurrent booking cannot push the slot past its capacity. The policy's capacity is the truth
     # (a supervisor's change applies to rows created before it), so the row takes it in the same statement.
     capacity = policy.streams[Stream(slot.stream)].capacity_per_slot
-    result = store.connection(session).execute(_HOLD, {"slot_id": slot.id, "cap": capacity})
+    result = run(store.connection(session), _HOLD, {"slot_id": slot.id, "cap": capacity})
     if result.rowcount != 1:
         raise Conflict("这个时段刚刚约满，请选择其他时段。", "This slot has just been filled; choose another.",
                        field="slot")
@@ -226,7 +227,7 @@ def _release_slot(session: Session, encounter: EncounterRecord, facts: Facts, po
     # Once the patient has arrived the slot was used: releasing it would reopen spent capacity.
     if encounter.slot_id is None or encounter.arrived_at is not None:
         return
-    store.connection(session).execute(_RELEASE, {"slot_id": encounter.slot_id})
+    run(store.connection(session), _RELEASE, {"slot_id": encounter.slot_id})
     encounter.slot_id = None
 
 
@@ -288,7 +289,7 @@ _NEXT_TICKET = {dialect: _counter_statement(dialect) for dialect in ("sqlite", "
 def next_ticket_number(session: Session, stream: Stream, day: date) -> int:
     """The next ticket number of `stream` on `day`, unique even when nurses issue tickets at once."""
     conn = store.connection(session)
-    number: int = conn.execute(_NEXT_TICKET[conn.dialect.name], {"day": day, "stream": stream.value}).scalar_one()
+    number: int = run(conn, _NEXT_TICKET[conn.dialect.name], {"day": day, "stream": stream.value}).scalar_one()
     return number
 
 
@@ -306,7 +307,7 @@ def ensure_slots(session: Session, policy: Policy, stream: Stream, day: date) ->
     if not starts:
         return False
     conn = store.connection(session)
-    if conn.execute(_SLOTS_EXIST, {"stream": stream.value, "day": day}).first() is not None:
+    if run(conn, _SLOTS_EXIST, {"stream": stream.value, "day": day}).first() is not None:
         return False
     rows = []
     for start in starts:
@@ -315,7 +316,7 @@ def ensure_slots(session: Session, policy: Policy, stream: Stream, day: date) ->
         rows.append({"stream": stream.value, "day": day, "starts_at": begin,
                      "ends_at": begin + timedelta(minutes=spec.slot_minutes),
                      "capacity": spec.capacity_per_slot, "booked": 0})
-    conn.execute(_NEW_SLOTS[conn.dialect.name], rows)
+    run(conn, _NEW_SLOTS[conn.dialect.name], rows)
     return True
 
 
@@ -349,7 +350,7 @@ def queue_position(session: Session, encounter: EncounterRecord) -> int | None:
     """1-based place of a waiting encounter in its stream's queue (None when not waiting)."""
     if encounter.state != "waiting" or encounter.stream is None or encounter.order_at is None:
         return None
-    ahead = store.connection(session).execute(_AHEAD, {
+    ahead = run(store.connection(session), _AHEAD, {
         "stream": encounter.stream, "acuity_sort": encounter.acuity_sort, "priority_sort": encounter.priority_sort,
         "order_at": encounter.order_at, "id": encounter.id}).scalar_one()
     return int(ahead) + 1

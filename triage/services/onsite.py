@@ -21,6 +21,7 @@ from sqlalchemy import Integer, and_, bindparam, case, func, or_, text, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from triage.db import run
 from triage.domain.assessment import Assessment as EngineResult
 from triage.domain.assessment import assess
 from triage.domain.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -708,7 +709,7 @@ def _waiting_counts(session: Session, stream: Stream, spec: Any, now: datetime) 
     params: dict[str, Any] = {f"cutoff_{level}": now - timedelta(minutes=spec.wait_target(level)) for level in levels}
     params["cutoff"] = now - timedelta(minutes=spec.wait_target(None))
     params["stream"] = stream.value
-    total, late_count = store.connection(session).execute(_counts_statement(levels), params).one()
+    total, late_count = run(store.connection(session), _counts_statement(levels), params).one()
     return int(total), int(late_count or 0)
 
 
@@ -729,7 +730,7 @@ _LATEST_QUEUE_CHANGE = (sa_select(func.max(TRANSITION_LOG.c.id))
 def queue_version(session: Session, stream: Stream) -> int:
     """The id of the stream's latest queue change (a case entering, moving within or leaving its live states); it
     grows with every change on any worker or host, so a list rendered at one version is current while it holds."""
-    latest = store.connection(session).execute(_LATEST_QUEUE_CHANGE, {"stream": stream.value}).scalar()
+    latest = run(store.connection(session), _LATEST_QUEUE_CHANGE, {"stream": stream.value}).scalar()
     return int(latest or 0)
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
-from triage.db import serialize
+from triage.db import run, serialize
 from triage.domain.assessment import Assessment as Decision
 from triage.domain.assessment import assess
 from triage.domain.errors import Conflict, InvalidInput, NotFound
@@ -233,7 +233,7 @@ def _validate_request(session: Session, request: PrescreenRequest, data: Mapping
 
 def _phone_limit_error(session: Session, phone: str) -> dict[str, tuple[str, str]]:
     """The phone field's error when the number holds as many live pre-screens as one phone may."""
-    live = store.connection(session).execute(_LIVE_FOR_PHONE, {"phone": normalize_phone(phone)}).scalar_one()
+    live = run(store.connection(session), _LIVE_FOR_PHONE, {"phone": normalize_phone(phone)}).scalar_one()
     if live < MAX_LIVE_PER_PHONE:
         return {}
     return {"phone": (f"这个号码已有 {MAX_LIVE_PER_PHONE} 个未完成的预约。请先取消不需要的预约，或致电医院。",
@@ -463,8 +463,8 @@ _OPEN_CALLBACK = select(CALLBACK.c.id).where(CALLBACK.c.encounter_id == bindpara
 
 def online_result(session: Session, encounter: EncounterRecord) -> Mapping[str, Any] | None:
     """The result of the encounter's latest online assessment."""
-    result: Mapping[str, Any] | None = store.connection(session).execute(
-        _ONLINE_RESULT, {"encounter_id": encounter.id}).scalar()
+    result: Mapping[str, Any] | None = run(store.connection(session), _ONLINE_RESULT,
+                                             {"encounter_id": encounter.id}).scalar()
     return result
 
 
@@ -521,7 +521,7 @@ def visit_view(session: Session, encounter: EncounterRecord, policy: Policy, now
         reason_zh = _route_reason(result.get("reasons"), "message", "zh")
         reason_en = _route_reason(result.get("reasons_en"), "message") or _route_reason(result.get("reasons"), "en")
     if encounter.slot_id is not None and slot_end is None:
-        ends_at = store.connection(session).execute(_SLOT_END, {"slot_id": encounter.slot_id}).scalar()
+        ends_at = run(store.connection(session), _SLOT_END, {"slot_id": encounter.slot_id}).scalar()
         slot_end = aware(ends_at) if ends_at is not None else None
     elif encounter.slot_id is None:
         slot_end = None
@@ -532,8 +532,8 @@ def visit_view(session: Session, encounter: EncounterRecord, policy: Policy, now
     live = encounter.state in LIVE_BOOKING_STATES and not is_stale(encounter, policy, now)
     if open_callback is None:
         # Shown only to a patient still choosing a time (a request closes when the visit is booked or cancelled).
-        open_callback = encounter.state == "prescreened" and store.connection(session).execute(
-            _OPEN_CALLBACK, {"encounter_id": encounter.id}).first() is not None
+        open_callback = encounter.state == "prescreened" and run(
+            store.connection(session), _OPEN_CALLBACK, {"encounter_id": encounter.id}).first() is not None
     return VisitView(
         encounter=encounter, stream=stream,
         slot_start=aware(encounter.slot_starts_at) if encounter.slot_starts_at and encounter.slot_id else None,

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from triage.db import run
 from triage.domain.errors import Conflict, InvalidInput
 from triage.domain.policy import Policy, Stream
 from triage.services import store
@@ -131,7 +132,7 @@ _LOCK_MANY = (select(SLOT.c.id).where(SLOT.c.id.in_(bindparam("ids", expanding=T
 
 def day_slots(session: Session, stream: Stream, day: date) -> list[SlotRecord]:
     """The slot rows of a stream's day, in id order."""
-    return [SlotRecord(*row) for row in store.connection(session).execute(_DAY, {"stream": stream.value, "day": day})]
+    return [SlotRecord(*row) for row in run(store.connection(session), _DAY, {"stream": stream.value, "day": day})]
 
 
 def free_slots(session: Session, policy: Policy, stream: Stream, day: date, now: datetime,
@@ -206,9 +207,9 @@ def slot_for_booking(session: Session, policy: Policy, stream: Stream, starts_at
                        field="slot")
     ensure_slots(session, policy, stream, day)
     conn = store.connection(session)
-    row = conn.execute(_AT, {"stream": stream.value, "starts_at": starts_at}).one()
-    lock_slots(session, [row.id, *also_lock])
-    slot = SlotRecord(*conn.execute(_LOCK, {"id": row.id}).one())
+    row = run(conn, _AT, {"stream": stream.value, "starts_at": starts_at}).one()
+    lock_slots(session, [row[0], *also_lock])
+    slot = SlotRecord(*run(conn, _LOCK, {"id": row[0]}).one())
     return replace(slot, capacity=spec.capacity_per_slot)
 
 
@@ -216,7 +217,7 @@ def lock_slots(session: Session, ids: Iterable[int | None]) -> None:
     """Lock slot rows in id order, so two patients swapping slots cannot deadlock (PostgreSQL)."""
     wanted = sorted({i for i in ids if i is not None})
     if len(wanted) > 1:
-        store.connection(session).execute(_LOCK_MANY, {"ids": wanted}).all()
+        run(store.connection(session), _LOCK_MANY, {"ids": wanted}).all()
 
 
 _STARTS: dict[tuple[Any, ...], frozenset[datetime]] = {}
@@ -271,7 +272,7 @@ def first_free_slot(session: Session, policy: Policy, stream: Stream, day: date,
     params = {"stream": stream.value, "day": day, "cap": capacity}
     for _ in range(2):  # a second look once the day's rows are created
         for after, before in windows:
-            while (row := conn.execute(_NEXT_FREE, {**params, "after": after, "before": before}).first()) is not None:
+            while (row := run(conn, _NEXT_FREE, {**params, "after": after, "before": before}).first()) is not None:
                 slot = SlotRecord(*row)
                 if aware(slot.starts_at) in starts:
                     return replace(slot, capacity=capacity)

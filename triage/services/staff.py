@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from triage.db import serialize
+from triage.db import run, serialize
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.models import ApiToken, Role, StaffUser
 
@@ -110,15 +110,15 @@ _BY_ID = select_columns(*_STAFF_COLUMNS).where(USER.c.id == bindparam("user_id")
 
 def user_for_token(connection: Connection, secret: str) -> Staff | None:
     """The active user owning this unrevoked API token, or None."""
-    row = connection.execute(_BY_TOKEN, {"token_hash": digest(secret)}).first()
-    if row is None or not row.active:
+    row = run(connection, _BY_TOKEN, {"token_hash": digest(secret)}).first()
+    if row is None or not row[4]:
         return None
     return Staff(*row)
 
 
 def staff_by_id(connection: Connection, user_id: int) -> Staff | None:
     """The account with this id (active or not), or None."""
-    row = connection.execute(_BY_ID, {"user_id": user_id}).first()
+    row = run(connection, _BY_ID, {"user_id": user_id}).first()
     return Staff(*row) if row is not None else None
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Executable, bindparam, insert, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from triage.db import run
 from triage.models import Assessment, Encounter, Slot, TransitionLog, utcnow
 
 ENCOUNTER = Encounter.__table__  # type: ignore[attr-defined]
@@ -165,7 +166,7 @@ def record(row: Any) -> EncounterRecord:
 
 def fetch(session: Session, statement: Executable, params: Mapping[str, Any] | None = None) -> list[EncounterRecord]:
     """The records a SELECT of all the encounter's columns returns (`select_all()` builds one)."""
-    return [record(row) for row in connection(session).execute(statement, params or {})]
+    return [record(row) for row in run(connection(session), statement, params or {})]
 
 
 def select_all() -> Any:
@@ -175,14 +176,13 @@ def select_all() -> Any:
 
 def by_reference(session: Session, reference: str, *, lock: bool = False) -> EncounterRecord | None:
     """The encounter with this (normalized) reference code; `lock` takes its row lock (PostgreSQL)."""
-    row = connection(session).execute(_BY_REFERENCE_LOCKED if lock else _BY_REFERENCE,
-                                      {"reference": reference}).first()
+    row = run(connection(session), _BY_REFERENCE_LOCKED if lock else _BY_REFERENCE, {"reference": reference}).first()
     return record(row) if row is not None else None
 
 
 def by_token_hash(session: Session, token_hash: str) -> EncounterRecord | None:
     """The encounter whose status link has this digest."""
-    row = connection(session).execute(_BY_TOKEN, {"token_hash": token_hash}).first()
+    row = run(connection(session), _BY_TOKEN, {"token_hash": token_hash}).first()
     return record(row) if row is not None else None
 
 
@@ -213,7 +213,7 @@ def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
     values = tuple(getattr(encounter, name) for name in _WRITABLE)
     if encounter.id is None:
         statement = _INSERTS[conn.dialect.name]
-        while (new_id := conn.execute(statement, dict(zip(_PARAMS, values, strict=True))).scalar()) is None:
+        while (new_id := run(conn, statement, dict(zip(_PARAMS, values, strict=True))).scalar()) is None:
             encounter.reference = new_reference()
             values = tuple(getattr(encounter, name) for name in _WRITABLE)
         encounter.id = new_id
@@ -223,11 +223,11 @@ def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
         if changed:
             params = {f"v_{name}": getattr(encounter, name) for name in changed}
             params["b_id"] = encounter.id
-            conn.execute(_update_statement(changed), params)
+            run(conn, _update_statement(changed), params)
     encounter.stored = values
     if encounter.pending_log:
         rows = [{**row, "encounter_id": encounter.id} for row in encounter.pending_log]
-        conn.execute(_INSERT_LOG, rows)
+        run(conn, _INSERT_LOG, rows)
         encounter.pending_log.clear()
     return encounter
 
@@ -235,13 +235,13 @@ def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
 def insert_assessment(session: Session, assessment: AssessmentRecord) -> AssessmentRecord:
     """Write an assessment row (never updated afterwards); returns the record with its id."""
     values = {name: getattr(assessment, name) for name in _ASSESSMENT_COLUMNS}
-    assessment.id = connection(session).execute(_INSERT_ASSESSMENT, values).scalar_one()
+    assessment.id = run(connection(session), _INSERT_ASSESSMENT, values).scalar_one()
     return assessment
 
 
 def write_logs(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write audit rows that already name their encounter."""
     if rows:
-        connection(session).execute(_INSERT_LOG, list(rows))
+        run(connection(session), _INSERT_LOG, list(rows))
 
 
