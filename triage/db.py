@@ -141,11 +141,12 @@ def get_session() -> Session:
 
 @contextmanager
 def reading(session: Session | None = None) -> Iterator[Connection]:
-    """A connection for what a request reads before it writes (who is asking, the hospital's policy): in a write
-    request a short read-only one, else the connection of `session` (default: the request's). A write request's
-    transaction then starts with its writes: on SQLite the write lock is not held while the request is parsed and
-    assessed, on PostgreSQL the transaction is that much shorter."""
-    if has_request_context() and request.method not in _READ_METHODS:
+    """A connection for what a request reads before it writes (who is asking, the hospital's policy): on SQLite, in a
+    write request, a short read-only one, so that the write lock (taken at the write transaction's BEGIN) is not held
+    while the request is parsed and assessed; else the connection of `session` (default: the request's). On
+    PostgreSQL these reads take no lock a writer waits for, and a second pooled connection per request would cost
+    more than the few hundred microseconds the transaction stays open longer."""
+    if has_request_context() and request.method not in _READ_METHODS and get_db().is_sqlite:
         with get_db().read_engine.connect() as connection:
             yield connection
         return
@@ -284,20 +285,21 @@ def run(connection: Connection, statement: Any, params: Mapping[str, Any] | Sequ
     cursor = _send(connection, sql, parameters, keep=True)
     try:
         rows: list[tuple[Any, ...]] = []
-        if cursor.description is not None:
+        described = cursor.description  # once: psycopg builds it anew at each access
+        if described is not None:
             fetched = cursor.fetchall()
             processors = plan.results
             if processors is None:
                 types = [column[3] for column in compiled._result_columns]
                 processors = plan.results = [
-                    types[i]._cached_result_processor(dialect, description[1]) if i < len(types) else None
-                    for i, description in enumerate(cursor.description)]
+                    types[i]._cached_result_processor(dialect, column[1]) if i < len(types) else None
+                    for i, column in enumerate(described)]
             if any(processors):
                 rows = [tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
                         for row in fetched]
             else:
                 rows = list(fetched)
-        rowcount = cursor.rowcount if cursor.description is None else len(rows)
+        rowcount = cursor.rowcount if described is None else len(rows)
     except dialect.loaded_dbapi.Error as exc:
         connection._handle_dbapi_exception(exc, sql, parameters, cursor, None)
     finally:

@@ -226,8 +226,7 @@ def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
             run(conn, _update_statement(changed), params)
     encounter.stored = values
     if encounter.pending_log:
-        rows = [{**row, "encounter_id": encounter.id} for row in encounter.pending_log]
-        run(conn, _INSERT_LOG, rows)
+        write_logs(session, [{**row, "encounter_id": encounter.id} for row in encounter.pending_log])
         encounter.pending_log.clear()
     return encounter
 
@@ -240,8 +239,27 @@ def insert_assessment(session: Session, assessment: AssessmentRecord) -> Assessm
 
 
 def write_logs(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write audit rows that already name their encounter."""
-    if rows:
-        run(connection(session), _INSERT_LOG, list(rows))
+    """Write audit rows that already name their encounter, in one statement (a transition writes one or two)."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    if any(tuple(row) != names for row in rows) or len(rows) > _MAX_LOG_ROWS:
+        connection(session).execute(_INSERT_LOG, list(rows))
+        return
+    params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+    run(connection(session), _insert_logs(len(rows), names), params)
+
+
+_MAX_LOG_ROWS = 8
+_LOG_INSERTS: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _insert_logs(count: int, names: tuple[str, ...]) -> Any:
+    """INSERT of `count` audit rows with these columns, in one VALUES list (built once per shape)."""
+    statement = _LOG_INSERTS.get((count, names))
+    if statement is None:
+        statement = _LOG_INSERTS[(count, names)] = insert(TRANSITION_LOG).values(
+            [{name: bindparam(f"{name}_{i}") for name in names} for i in range(count)])
+    return statement
 
 
