@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import select
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError, MultipleResultsFound, NoResultFou
 from sqlmodel import Session
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -53,8 +56,63 @@ class Database:
             self.read_engine.dispose()
 
 
+CHECKPOINT_EVERY = 32  # commits of one write connection between its passive checkpoints
+AUTOCHECKPOINT_PAGES = 10_000  # SQLite's own checkpoint, inside a COMMIT, past this many WAL pages (default 1,000)
+
+
+class _GatedConnection(sqlite3.Connection):
+    """A write connection to SQLite that queues at the writers' gate (a lock file) before its BEGIN IMMEDIATE and
+    leaves it the moment its COMMIT or ROLLBACK returns, before SQLAlchemy's bookkeeping and the pool's check-in:
+    the write lock is the bottleneck of SQLite's writes, so no Python runs under it that need not."""
+
+    gate_fd: int | None = None
+    holding = False
+    commits = 0
+
+    def enter_gate(self) -> None:
+        if self.gate_fd is not None and not self.holding:
+            fcntl.flock(self.gate_fd, fcntl.LOCK_EX)
+            self.holding = True
+
+    def leave_gate(self) -> None:
+        if self.holding and self.gate_fd is not None:
+            self.holding = False
+            fcntl.flock(self.gate_fd, fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.leave_gate()
+        self.commits += 1
+        if self.commits % CHECKPOINT_EVERY == 0:
+            # Outside the write lock: a passive checkpoint copies what the WAL holds into the database (and syncs
+            # it) while other writers go on. Run inside a COMMIT, as SQLite does by itself, it kept them waiting.
+            try:
+                self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            except sqlite3.Error:  # the commit stands; SQLite's own checkpoint is the fallback
+                log.warning("passive WAL checkpoint failed", exc_info=True)
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_gate()
+
+    def close(self) -> None:
+        try:
+            self.leave_gate()
+            if self.gate_fd is not None:
+                os.close(self.gate_fd)
+                self.gate_fd = None
+        finally:
+            super().close()
+
+
 def _sqlite_engine(url: str, *, begin: str, gate: str | None = None, **options: Any) -> Engine:
     connect_args = {"timeout": 30, "check_same_thread": False, **options.pop("connect_args", {})}
+    if gate is not None:
+        connect_args["factory"] = _GatedConnection
     engine = create_engine(url, connect_args=connect_args, **options)
 
     @event.listens_for(engine, "connect")
@@ -68,37 +126,30 @@ def _sqlite_engine(url: str, *, begin: str, gate: str | None = None, **options: 
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if gate is not None:
+            dbapi_connection.gate_fd = os.open(gate, os.O_RDWR | os.O_CREAT, 0o600)
+            # The writers checkpoint after their commits (see _GatedConnection.commit); SQLite's own checkpoint,
+            # inside a COMMIT, stays as a bound on the WAL's size should they not keep up.
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}").close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if gate is None:
-            _send(connection, begin)
-            return
-        fd = connection.connection.info.get("gate")
-        if fd is None:
-            fd = connection.connection.info["gate"] = os.open(gate, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        dbapi_connection = connection.connection.dbapi_connection
+        if gate is not None:
+            dbapi_connection.enter_gate()
         try:
             _send(connection, begin)
         except BaseException:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            if gate is not None:
+                dbapi_connection.leave_gate()
             raise
 
     if gate is not None:
-        # Released when the connection goes back to the pool, right after its COMMIT or ROLLBACK (the engine's
-        # "commit" event would fire before the COMMIT, letting the next writer in while this one syncs).
-        def _release_on_checkin(_dbapi_connection: Any, record: Any) -> None:
-            fd = record.info.get("gate") if record is not None else None
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-        def _close_gate(_dbapi_connection: Any, record: Any) -> None:
-            fd = record.info.pop("gate", None)
-            if fd is not None:
-                os.close(fd)
-
-        event.listen(engine, "checkin", _release_on_checkin)
-        event.listen(engine, "close", _close_gate)
+        # Left at COMMIT or ROLLBACK already; a connection invalidated or returned without either leaves it here.
+        @event.listens_for(engine, "checkin")
+        def _leave_on_checkin(dbapi_connection: Any, _record: Any) -> None:
+            if dbapi_connection is not None:
+                dbapi_connection.leave_gate()
 
     return engine
 
