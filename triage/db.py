@@ -134,14 +134,15 @@ def _sqlite_engine(url: str, *, begin: str, gate: str | None = None, **options: 
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if gate is None:
+            _send(connection, begin)
+            return
         dbapi_connection = connection.connection.dbapi_connection
-        if gate is not None:
-            dbapi_connection.enter_gate()
+        dbapi_connection.enter_gate()
         try:
             _send(connection, begin)
         except BaseException:
-            if gate is not None:
-                dbapi_connection.leave_gate()
+            dbapi_connection.leave_gate()
             raise
 
     if gate is not None:
@@ -278,7 +279,7 @@ class _Plan:
         self.sql: str = compiled.string
         self.positions: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
         self.binds: dict[str, Any] = {k: v for k, v in compiled._bind_processors.items() if v is not None}
-        self.is_select = bool(compiled.isplaintext is False and compiled.statement.is_select)
+        self.is_select = bool(statement.is_select)
         self.results: list[Any] | None = None  # per result column, set at the first execution (needs the cursor)
 
 
