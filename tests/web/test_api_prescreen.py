@@ -212,6 +212,19 @@ def test_failed_status_reads_are_rate_limited(database_url: str) -> None:
     app.extensions["triage.db"].dispose()
 
 
+def test_every_questionnaire_sent_counts_against_the_minute(database_url: str) -> None:
+    from tests.conftest import make_app
+
+    app = make_app(database_url, RATELIMIT_ENABLED=True, PRESCREEN_POST_LIMIT="2 per minute")
+    client = app.test_client()
+    statuses = [client.post("/api/v1/prescreenings", json=api_body(name=""), headers=EN).status_code
+                for _ in range(3)]
+    assert statuses == [422, 422, 429]
+    refused = client.post("/api/v1/prescreenings", json=api_body(name=""), headers=EN)
+    assert refused.headers["Retry-After"] == "60" and refused.json["message"]  # type: ignore[index]
+    app.extensions["triage.db"].dispose()
+
+
 # --- slots and the OpenAPI document --------------------------------------------------------------------------
 
 

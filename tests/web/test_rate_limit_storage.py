@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from tests.conftest import make_app
+from tests.web.prescreen_support import api_body, open_day
 from triage.models import Role, StaffUser
 
 # Not database 15: the benchmark (and its smoke run, maybe at the same time in another test process) empties it.
@@ -48,3 +49,84 @@ def test_login_attempts_are_counted_in_redis_across_workers(database_url: str, s
     finally:
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
+
+
+# --- the pre-screen's budgets: one trip per pre-screen (triage/web/ratelimit.py) -----------------------------
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The commands this process sends to Redis."""
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: redis.connection.AbstractConnection, command: object, check_health: bool = True) -> None:
+        sent.append(bytes(command[0] if isinstance(command, list) else command)[:40])  # type: ignore[arg-type]
+        original(self, command, check_health)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+def test_a_pre_screen_costs_one_trip_to_redis_and_the_budget_holds(database_url: str, store: redis.Redis,
+                                                                   trips: list[bytes]) -> None:
+    prefix = f"triage-test-{uuid.uuid4().hex}"
+    app = make_app(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix,
+                   PRESCREEN_CREATE_LIMIT="3 per minute")
+    client = app.test_client()
+    day = open_day(app).isoformat()
+    try:
+        client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000000"))  # loads the script
+        trips.clear()
+        assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000001")
+                           ).status_code == 201
+        assert len(trips) == 1, trips
+        trips.clear()
+        # Invalid answers create nothing: the reserved place goes back (a second trip, only then).
+        assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, name="")).status_code == 422
+        assert len(trips) == 2, trips
+        assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000002")
+                           ).status_code == 201
+        refused = client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000003"))
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+        counters = {key.decode(): int(store.get(key) or 0) for key in store.scan_iter(f"*{prefix}*")}
+        assert sorted(counters.values()) == [3, 5], counters  # created (3 of 3), sent (5 of 30)
+    finally:
+        for key in store.scan_iter(f"*{prefix}*"):
+            store.delete(key)
+        app.extensions["triage.db"].dispose()
+
+
+def test_concurrent_reservations_never_overrun_the_budget(store: redis.Redis) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from limits import parse
+    from limits.storage import RedisStorage
+
+    from triage.web.ratelimit import _reserve
+
+    storage = RedisStorage(REDIS_URL)
+    keys = (f"triage-test-{uuid.uuid4().hex}-sent", f"triage-test-{uuid.uuid4().hex}-created")
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            windows = list(pool.map(lambda _: _reserve(storage, parse("100 per minute"), parse("5 per hour"), keys),
+                                    range(40)))
+        assert windows.count(0) == 5 and set(windows) == {0, 3600}
+        assert int(store.get(storage.prefixed_key(keys[1])) or 0) == 5
+        assert int(store.get(storage.prefixed_key(keys[0])) or 0) == 40
+    finally:
+        store.delete(*(storage.prefixed_key(key) for key in keys))
+
+
+def test_patients_are_let_through_when_the_counters_are_out_of_reach(database_url: str,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0")
+    client = app.test_client()
+    day = open_day(app).isoformat()
+    try:
+        assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day)).status_code == 201
+        assert "pre-screen let through uncounted" in caplog.text
+        # Flask-Limiter's own limits (status look-ups) let them through too.
+        assert client.get("/api/v1/prescreenings/ZZZZZZZZ", headers={"X-Patient-Phone": "1"}).status_code == 404
+    finally:
+        app.extensions["triage.db"].dispose()

@@ -45,7 +45,8 @@ from triage.web.access import bearer_user
 from triage.web.api import bp, json_body
 from triage.web.extensions import current_lang, limiter
 from triage.web.openapi import PATHS, SCHEMAS, error_response, json_content
-from triage.web.prescreen import created_prescreen, failed_lookup, limit
+from triage.web.prescreen import failed_lookup, limit
+from triage.web.ratelimit import prescreen_budget
 
 TOP_LEVEL = {"name", "phone", "preferred_day", "visit_reason", "consent", "slot", "accept_online_followup",
              "family_of", "assessment"}
@@ -176,8 +177,7 @@ def _refused(errors: dict[str, tuple[str, str]], answers: dict[str, Any], decisi
 
 
 @bp.post("/prescreenings")
-@limiter.limit(limit("PRESCREEN_POST_LIMIT"))
-@limiter.shared_limit(limit("PRESCREEN_CREATE_LIMIT"), scope="prescreen-create", deduct_when=created_prescreen)
+@prescreen_budget
 def create_prescreening() -> tuple[Response, int]:
     """Pre-screen one patient: assess (online), store, route and book; 201 with the code and status link."""
     body = json_body()

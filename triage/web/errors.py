@@ -14,6 +14,7 @@ from triage.db import get_session
 from triage.domain.errors import DomainError, InvalidInput
 from triage.hospital import base_policy
 from triage.web.extensions import current_lang, login_manager
+from triage.web.ratelimit import OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,9 @@ def init_app(app: Flask) -> None:
             message = _("A valid API token is required (header Authorization: Bearer <token>).")
         if status == 400 and "CSRF" in (exc.description or ""):
             message = _("This form has expired. Please reload the page and submit it again.")
-        if isinstance(exc, RateLimitExceeded):
+        if isinstance(exc, RateLimitExceeded | OverBudget):
             # When to try again, at the latest: the exceeded limit's window (its counter restarts within it).
-            window = int(exc.limit.limit.get_expiry())
+            window = exc.window if isinstance(exc, OverBudget) else int(exc.limit.limit.get_expiry())
             if window > 60:
                 message = _("Too many attempts. Please try again later (in at most %(minutes)d minutes).",
                             minutes=-(-window // 60))

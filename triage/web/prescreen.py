@@ -94,19 +94,11 @@ from triage.web.prescreen_forms import (
     StaffMoveForm,
     choices,
 )
+from triage.web.ratelimit import DEFAULT_LIMITS, prescreen_budget
 
 bp = Blueprint("prescreen", __name__, url_prefix="/prescreen")
 staff_bp = Blueprint("contacts", __name__, url_prefix="/staff/contacts")
 
-# Rate limits (Flask-Limiter syntax), overridable in the app config. Pre-screens that are created count
-# against one budget shared with the JSON API, so a script cannot empty the slots through either door.
-# One window each: every window is one more trip to the shared counter (Redis) on every patient's request.
-DEFAULT_LIMITS = {
-    "PRESCREEN_CREATE_LIMIT": "30 per hour",
-    "PRESCREEN_POST_LIMIT": "30 per minute",
-    "PRESCREEN_LOOKUP_LIMIT": "30 per hour",
-    "PRESCREEN_LOOKUP_PER_CODE_LIMIT": "10 per hour",
-}
 GRANTS = "prescreen_visits"  # session key: {reference: status token or ""}
 MAX_GRANTS = 12
 WAITING_STATES = ("arrived", "triaged", "waiting", "called")
@@ -115,11 +107,6 @@ WAITING_STATES = ("arrived", "triaged", "waiting", "called")
 def limit(name: str) -> Any:
     """A rate-limit string read from the config at request time (for Flask-Limiter decorators)."""
     return lambda: str(current_app.config.get(name, DEFAULT_LIMITS[name]))
-
-
-def created_prescreen(_response: Response) -> bool:
-    """Count a request against the creation budget only when it created a pre-screen."""
-    return bool(g.get("prescreen_created"))
 
 
 def failed_lookup(_response: Response) -> bool:
@@ -267,9 +254,7 @@ def _first_clinic_day(policy: Policy, days: list[date]) -> date:
 
 
 @bp.route("/", methods=["GET", "POST"])
-@limiter.limit(limit("PRESCREEN_POST_LIMIT"), methods=["POST"])
-@limiter.shared_limit(limit("PRESCREEN_CREATE_LIMIT"), scope="prescreen-create", methods=["POST"],
-                      deduct_when=created_prescreen)
+@prescreen_budget
 def start() -> BaseResponse | str | tuple[str, int]:
     """The questionnaire (also for another family member: ?family=<code of a member on this phone>)."""
     policy = _policy()
