@@ -105,6 +105,7 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
         "REMEMBER_COOKIE_SECURE": False,
         "RATELIMIT_ENABLED": False,
         "LIVE_CACHE_SECONDS": 0,  # boards and dashboard show every change at once (tests/test_ttlcache.py)
+        "ACCOUNT_CACHE_SECONDS": 0,  # the staff stamp read at every look-up: account changes apply at once
         **overrides,
     }
     forget_cached_policy()

@@ -52,6 +52,8 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
         # Boards and the dashboard, polled by many screens, are computed at most once per this many seconds
         # per worker (see triage/ttlcache.py); 0 computes every poll.
         LIVE_CACHE_SECONDS=float(os.environ.get("TRIAGE_LIVE_CACHE_SECONDS", "2")),
+        # Staff accounts looked up are kept per worker; a change to any of them is seen within this many seconds.
+        ACCOUNT_CACHE_SECONDS=float(os.environ.get("TRIAGE_ACCOUNT_CACHE_SECONDS", "2")),
         # Reverse proxies in front of the app (nginx...): trust this many X-Forwarded-* hops.
         PROXY_HOPS=int(os.environ.get("TRIAGE_PROXY_HOPS", "0")),
         TESTING=False,

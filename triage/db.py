@@ -271,7 +271,7 @@ class Rows:
 class _Plan:
     """A statement compiled for one dialect (and one set of parameter names), ready for the DB-API cursor."""
 
-    __slots__ = ("binds", "compiled", "is_select", "positions", "results", "sql", "statement")
+    __slots__ = ("binds", "compiled", "is_select", "positions", "results", "returns_rows", "sql", "statement")
 
     def __init__(self, statement: Any, compiled: Any) -> None:
         self.statement = statement  # keeps the id() of the cache key alive
@@ -280,7 +280,9 @@ class _Plan:
         self.positions: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
         self.binds: dict[str, Any] = {k: v for k, v in compiled._bind_processors.items() if v is not None}
         self.is_select = bool(statement.is_select)
-        self.results: list[Any] | None = None  # per result column, set at the first execution (needs the cursor)
+        self.returns_rows = bool(compiled._result_columns)  # a SELECT, or RETURNING
+        # (column index, result processor) of the columns that have one; set at the first execution (needs the cursor)
+        self.results: list[tuple[int, Any]] | None = None
 
 
 _PLANS: dict[tuple[int, str, tuple[str, ...]], _Plan | None] = {}
@@ -337,21 +339,28 @@ def run(connection: Connection, statement: Any, params: Mapping[str, Any] | Sequ
     cursor = _send(connection, sql, parameters, keep=True)
     try:
         rows: list[tuple[Any, ...]] = []
-        described = cursor.description  # once: psycopg builds it anew at each access
-        if described is not None:
-            fetched = cursor.fetchall()
-            processors = plan.results
-            if processors is None:
+        # The description only when needed: psycopg builds it anew, a Column per column, at each access.
+        if plan.returns_rows or cursor.description is not None:
+            rows = cursor.fetchall()
+            converters = plan.results
+            if converters is None:
                 types = [column[3] for column in compiled._result_columns]
-                processors = plan.results = [
-                    types[i]._cached_result_processor(dialect, column[1]) if i < len(types) else None
-                    for i, column in enumerate(described)]
-            if any(processors):
-                rows = [tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
-                        for row in fetched]
-            else:
-                rows = list(fetched)
-        rowcount = cursor.rowcount if described is None else len(rows)
+                converters = plan.results = [
+                    (i, process) for i, process in (
+                        (i, types[i]._cached_result_processor(dialect, column[1]) if i < len(types) else None)
+                        for i, column in enumerate(cursor.description))
+                    if process is not None]
+            if converters:
+                converted = []
+                for row in rows:
+                    fields = list(row)
+                    for i, process in converters:
+                        fields[i] = process(fields[i])
+                    converted.append(tuple(fields))
+                rows = converted
+            rowcount = len(rows)
+        else:
+            rowcount = cursor.rowcount
     except dialect.loaded_dbapi.Error as exc:
         connection._handle_dbapi_exception(exc, sql, parameters, cursor, None)
     finally:
@@ -366,14 +375,17 @@ def _send(connection: Connection, sql: str, parameters: Any = (), *, keep: bool 
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
+    # The engine's listeners, unless the connection has its own: a Connection's dispatch joins both, and builds the
+    # joined list again for each new Connection (one per request).
+    dispatch = connection.dispatch if connection._has_events else connection.engine.dispatch
     events = connection._has_events or connection.engine._has_events
     try:
         if events:
-            for hook in connection.dispatch.before_cursor_execute:
+            for hook in dispatch.before_cursor_execute:
                 hook(connection, cursor, sql, parameters, None, False)
         cursor.execute(sql, parameters)
         if events:
-            for hook in connection.dispatch.after_cursor_execute:
+            for hook in dispatch.after_cursor_execute:
                 hook(connection, cursor, sql, parameters, None, False)
     except connection.dialect.loaded_dbapi.Error as exc:
         cursor.close()

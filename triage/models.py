@@ -296,6 +296,36 @@ class WeeklyBaseline(SQLModel, table=True):
     entered_at: datetime = Field(default_factory=utcnow)
 
 
+class StaffStamp(SQLModel, table=True):
+    """One row whose stamp the database itself raises at every change to staff accounts or API tokens (triggers):
+    each worker keeps the accounts it has looked up while the stamp holds (triage/services/staff.py)."""
+
+    __tablename__ = "staff_stamp"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stamp: int = 0
+
+
+# Every change to the accounts or tokens, whatever makes it (the app, the CLI, an administrator's SQL), raises the
+# stamp in the same transaction. An upsert: a missing row (a database emptied by hand) is created again.
+_STAMP_SQL = ("INSERT INTO staff_stamp (id, stamp) VALUES (1, 1) "
+              "ON CONFLICT (id) DO UPDATE SET stamp = staff_stamp.stamp + 1")
+STAMP_DDL = {
+    "sqlite": [DDL(f"CREATE TRIGGER {table}_stamp_{event_name} AFTER {event_name.upper()} ON {table} "
+                   f"BEGIN {_STAMP_SQL}; END")
+               for table in ("staff_user", "api_token") for event_name in ("insert", "update", "delete")],
+    "postgresql": [
+        DDL("CREATE OR REPLACE FUNCTION staff_stamp_raise() RETURNS trigger AS $$ "
+            f"BEGIN {_STAMP_SQL}; RETURN NULL; END; $$ LANGUAGE plpgsql"),
+        *(DDL(f"CREATE TRIGGER {table}_stamp AFTER INSERT OR UPDATE OR DELETE ON {table} "
+              "FOR EACH STATEMENT EXECUTE FUNCTION staff_stamp_raise()") for table in ("staff_user", "api_token")),
+    ],
+}
+for _dialect, _statements in STAMP_DDL.items():
+    for _ddl in _statements:
+        event.listen(SQLModel.metadata, "after_create", _ddl.execute_if(dialect=_dialect))
+
+
 # The audit log is append-only, enforced by the database itself, not only by the code.
 _NO_CHANGE_SQLITE = [
     DDL("CREATE TRIGGER transition_log_no_update BEFORE UPDATE ON transition_log "

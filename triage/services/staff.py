@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import unicodedata
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,10 +19,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from triage.db import run, serialize
 from triage.domain.errors import Conflict, InvalidInput, NotFound
-from triage.models import ApiToken, Role, StaffUser
+from triage.models import ApiToken, Role, StaffStamp, StaffUser
 
 USER = StaffUser.__table__  # type: ignore[attr-defined]
 TOKEN = ApiToken.__table__  # type: ignore[attr-defined]
+STAMP = StaffStamp.__table__  # type: ignore[attr-defined]
 ADMINS_LOCK = "staff.active_admins"
 
 
@@ -108,18 +112,76 @@ _BY_TOKEN = (select_columns(*_STAFF_COLUMNS).join_from(USER, TOKEN, TOKEN.c.user
 _BY_ID = select_columns(*_STAFF_COLUMNS).where(USER.c.id == bindparam("user_id"))
 
 
-def user_for_token(connection: Connection, secret: str) -> Staff | None:
+_STAMP = select_columns(STAMP.c.stamp).where(STAMP.c.id == 1)
+
+
+class AccountCache:
+    """The accounts one worker has looked up (by token digest, by id), kept while the staff stamp holds.
+
+    Every change to `staff_user` or `api_token` raises the stamp in its own transaction (database triggers,
+    migration 0005). The stamp is read again when `seconds` have passed since it was last read: a deactivated
+    account, a reset password or a revoked token stops working within that bound on every worker, and a nurse's
+    request or a clinic screen's poll does not read its account each time. `seconds=0` reads the stamp at every
+    look-up. Only accounts found are kept; an unknown token is looked up every time.
+    """
+
+    def __init__(self, seconds: float, size: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.size = size
+        self.clock = clock
+        self._entries: dict[Hashable, Staff] = {}
+        self._stamp: int | None = None
+        self._read_at = -float("inf")
+        self._generation = 0  # raised when the entries are dropped: a look-up begun before keeps nothing
+        self._lock = threading.Lock()
+
+    def get(self, connection: Connection, key: Hashable, load: Callable[[], Staff | None]) -> Staff | None:
+        """The account under `key`, from `load()` when not kept (or the stamp has moved)."""
+        now = self.clock()
+        if now - self._read_at >= self.seconds:
+            stamp = run(connection, _STAMP).scalar()
+            with self._lock:
+                if stamp != self._stamp:
+                    self._forget(stamp)
+                self._read_at = now
+        kept = self._entries.get(key)
+        if kept is not None:
+            return kept
+        generation = self._generation
+        found = load()
+        if found is not None:
+            with self._lock:
+                if generation == self._generation:
+                    if len(self._entries) >= self.size:
+                        self._forget(self._stamp)
+                    self._entries[key] = found
+        return found
+
+    def _forget(self, stamp: int | None) -> None:
+        self._entries = {}
+        self._stamp = stamp
+        self._generation += 1
+
+
+def user_for_token(connection: Connection, secret: str, cache: AccountCache | None = None) -> Staff | None:
     """The active user owning this unrevoked API token, or None."""
-    row = run(connection, _BY_TOKEN, {"token_hash": digest(secret)}).first()
-    if row is None or not row[4]:
-        return None
-    return Staff(*row)
+    token_hash = digest(secret)
+
+    def load() -> Staff | None:
+        row = run(connection, _BY_TOKEN, {"token_hash": token_hash}).first()
+        return Staff(*row) if row is not None and row[4] else None
+
+    return cache.get(connection, ("token", token_hash), load) if cache is not None else load()
 
 
-def staff_by_id(connection: Connection, user_id: int) -> Staff | None:
+def staff_by_id(connection: Connection, user_id: int, cache: AccountCache | None = None) -> Staff | None:
     """The account with this id (active or not), or None."""
-    row = run(connection, _BY_ID, {"user_id": user_id}).first()
-    return Staff(*row) if row is not None else None
+
+    def load() -> Staff | None:
+        row = run(connection, _BY_ID, {"user_id": user_id}).first()
+        return Staff(*row) if row is not None else None
+
+    return cache.get(connection, ("id", user_id), load) if cache is not None else load()
 
 
 def get_user(session: Session, username: str) -> StaffUser:
@@ -211,7 +273,8 @@ def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
 
 
 def revoke_token(session: Session, *, user_id: int, token_id: int, now: datetime | None = None) -> ApiToken:
-    """Revoke one of a user's API tokens: it stops working at once; commits."""
+    """Revoke one of a user's API tokens; commits. It stops working on every worker within ACCOUNT_CACHE_SECONDS (the
+    staff stamp, see AccountCache)."""
     token = session.exec(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id)
                          .with_for_update()).first()
     if token is None:

@@ -14,6 +14,7 @@ from triage.db import reading
 from triage.models import Role
 from triage.services import user_for_token
 from triage.services.staff import Staff
+from triage.web.extensions import account_cache
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,4 +81,4 @@ def bearer_user() -> Staff | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     with reading() as connection:
-        return user_for_token(connection, token.strip())
+        return user_for_token(connection, token.strip(), account_cache())

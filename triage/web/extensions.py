@@ -16,7 +16,7 @@ from itsdangerous import BadSignature
 
 from triage.db import reading
 from triage.domain.errors import InvalidInput
-from triage.services.staff import Staff, staff_by_id
+from triage.services.staff import AccountCache, Staff, staff_by_id
 from triage.ttlcache import TTLCache
 
 LANGUAGES = ("zh", "en")
@@ -92,7 +92,7 @@ def _load_user(identity: str) -> LoginUser | None:
     except ValueError:
         return None
     with reading() as connection:
-        user = staff_by_id(connection, user_id)
+        user = staff_by_id(connection, user_id, account_cache())
     if user is None or not user.active or user.session_epoch != epoch:
         return None
     return LoginUser(user)
@@ -237,6 +237,14 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _template_globals() -> dict[str, Any]:
         return {"lang": current_lang(), "LANGUAGES": LANGUAGES}
+
+
+def account_cache() -> AccountCache:
+    """This worker's staff accounts, kept while the staff stamp holds (triage/services/staff.py)."""
+    cache: AccountCache | None = current_app.extensions.get("triage.accounts")
+    if cache is None:
+        cache = current_app.extensions["triage.accounts"] = AccountCache(current_app.config["ACCOUNT_CACHE_SECONDS"])
+    return cache
 
 
 def live_cache() -> TTLCache[Any]:
