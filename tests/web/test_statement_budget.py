@@ -142,7 +142,8 @@ def test_a_check_in_is_one_transaction_of_four_statements(app: Flask, client: Fl
         response = client.post(f"/api/v1/encounters/{reference}/check-in", json={}, headers=bearer)
     assert response.status_code == 200, response.json
     assert transactions(seen, app) == 1, seen
-    assert len(work(seen)) <= 3, work(seen)  # the case (locked), the case written, the audit row
+    # the case (locked), the case written, the audit row (on PostgreSQL in the same statement)
+    assert len(work(seen)) <= (3 if app.extensions["triage.db"].is_sqlite else 2), work(seen)
 
 
 def test_a_token_not_yet_kept_is_read_before_the_write(app: Flask, client: FlaskClient,
@@ -169,8 +170,8 @@ def test_a_triage_decision_is_one_transaction_of_six_statements(app: Flask, clie
     assert response.status_code == 200, response.json
     assert transactions(seen, app) == 1, seen
     # the case (locked), the ticket number, the case written once for both transitions (triage, then queue), their
-    # two audit rows in one statement, the assessment
-    assert len(work(seen)) <= 5, work(seen)
+    # two audit rows in one statement, the assessment (on PostgreSQL these three are one statement)
+    assert len(work(seen)) <= (5 if app.extensions["triage.db"].is_sqlite else 3), work(seen)
 
 
 def test_a_write_request_reads_the_policy_apart_from_its_write_transaction(

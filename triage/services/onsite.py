@@ -312,14 +312,14 @@ def _triage_locked(
     encounter.acuity_sort = acuity_sort(stream, level)
     encounter.isolation_required = isolation_needed(result, stream)
     transition(session, encounter, "enqueue", workflow=workflow, policy=policy, actor=actor, now=now)
-    store.save(session, encounter)
-    record = store.insert_assessment(session, AssessmentRecord(
+    record = AssessmentRecord(
         id=None, encounter_id=encounter.id, stage="onsite", created_at=now, actor_id=actor.user_id,
         inputs=body, result=result_record(result),
         recommended_stream=result.stream.value, recommended_level=result.cn_level,
         final_stream=stream.value, final_level=level, overridden=overridden, override_reason=reason,
         policy_version=policy.version,
-    ))
+    )
+    store.save(session, encounter, record)
     return Decision(encounter, record, result, escort_for(encounter))
 
 

@@ -206,9 +206,10 @@ def _update_statement(changed: tuple[str, ...]) -> Any:
     return statement
 
 
-def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
-    """Write the case (INSERT when new, else an UPDATE of the columns that changed) and its queued audit rows, in
-    the caller's transaction. Returns the record, with its id once inserted."""
+def save(session: Session, encounter: EncounterRecord, assessment: AssessmentRecord | None = None) -> EncounterRecord:
+    """Write the case (INSERT when new, else an UPDATE of the columns that changed), its queued audit rows and an
+    assessment of it, in the caller's transaction. Returns the record, with its id once inserted (and the
+    assessment's id set). On PostgreSQL a changed case, its audit rows and its assessment are one statement."""
     conn = connection(session)
     values = tuple(getattr(encounter, name) for name in _WRITABLE)
     if encounter.id is None:
@@ -223,11 +224,28 @@ def save(session: Session, encounter: EncounterRecord) -> EncounterRecord:
         if changed:
             params = {f"v_{name}": getattr(encounter, name) for name in changed}
             params["b_id"] = encounter.id
-            run(conn, _update_statement(changed), params)
+            logs = [{**row, "encounter_id": encounter.id} for row in encounter.pending_log]
+            if conn.dialect.name == "postgresql" and _one_shape(logs):
+                # One round trip: the UPDATE and the audit rows' INSERT as data-modifying WITHs of the last INSERT.
+                params.update(_log_params(logs))
+                if assessment is not None:
+                    assessment.encounter_id = encounter.id
+                    params.update({f"a_{name}": getattr(assessment, name) for name in _ASSESSMENT_COLUMNS})
+                    assessment.id = run(conn, _update_with_logs(changed, len(logs), tuple(logs[0]), True),
+                                        params).scalar_one()
+                    assessment = None
+                else:
+                    run(conn, _update_with_logs(changed, len(logs), tuple(logs[0]), False), params)
+                encounter.pending_log.clear()
+            else:
+                run(conn, _update_statement(changed), params)
     encounter.stored = values
     if encounter.pending_log:
         write_logs(session, [{**row, "encounter_id": encounter.id} for row in encounter.pending_log])
         encounter.pending_log.clear()
+    if assessment is not None:
+        assessment.encounter_id = encounter.id
+        insert_assessment(session, assessment)
     return encounter
 
 
@@ -242,16 +260,42 @@ def write_logs(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write audit rows that already name their encounter, in one statement (a transition writes one or two)."""
     if not rows:
         return
-    names = tuple(rows[0])
-    if any(tuple(row) != names for row in rows) or len(rows) > _MAX_LOG_ROWS:
+    if not _one_shape(rows):
         connection(session).execute(_INSERT_LOG, list(rows))
         return
-    params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
-    run(connection(session), _insert_logs(len(rows), names), params)
+    run(connection(session), _insert_logs(len(rows), tuple(rows[0])), _log_params(rows))
 
 
 _MAX_LOG_ROWS = 8
 _LOG_INSERTS: dict[tuple[int, tuple[str, ...]], Any] = {}
+_UPDATES_WITH_LOGS: dict[tuple[tuple[str, ...], int, tuple[str, ...], bool], Any] = {}
+
+
+def _one_shape(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the audit rows fit one prebuilt INSERT: a few, all with the same columns."""
+    return 0 < len(rows) <= _MAX_LOG_ROWS and all(tuple(row) == tuple(rows[0]) for row in rows)
+
+
+def _log_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+
+
+def _update_with_logs(changed: tuple[str, ...], count: int, names: tuple[str, ...], assessed: bool) -> Any:
+    """PostgreSQL: `WITH changed AS (UPDATE encounter …) INSERT INTO transition_log …`, or with the audit rows as a
+    second WITH of `INSERT INTO assessment … RETURNING id` when `assessed` (built once per shape)."""
+    key = (changed, count, names, assessed)
+    statement = _UPDATES_WITH_LOGS.get(key)
+    if statement is None:
+        changed_cte = _update_statement(changed).cte("changed")
+        if assessed:
+            # Parameters named apart from every column: the WITHs' UPDATE would take a column's name as one to set.
+            statement = (insert(ASSESSMENT).values({name: bindparam(f"a_{name}") for name in _ASSESSMENT_COLUMNS})
+                         .returning(ASSESSMENT.c.id)
+                         .add_cte(changed_cte).add_cte(_insert_logs(count, names).cte("logged")))
+        else:
+            statement = _insert_logs(count, names).add_cte(changed_cte)
+        _UPDATES_WITH_LOGS[key] = statement
+    return statement
 
 
 def _insert_logs(count: int, names: tuple[str, ...]) -> Any:
