@@ -48,10 +48,11 @@ def register_proxy(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Database, CSRF, login, languages, rate limits, security headers."""
     from triage import db
-    from triage.web import extensions
+    from triage.web import extensions, ratelimit
 
     db.init_app(app)
     extensions.init_app(app)
+    ratelimit.check_config(app)  # a budget set to two windows stops start-up here
 
 
 def register_hospital_data(app: Flask) -> None:

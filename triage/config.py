@@ -37,8 +37,8 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
         # No X-RateLimit-* headers: they cost two more trips to the rate-limit storage on every limited request;
         # a refused request says when to try again (Retry-After, triage/web/errors.py).
         RATELIMIT_HEADERS_ENABLED=False,
-        # Redis out of reach lets patients and staff through (the failure is logged) rather than answering 500.
-        RATELIMIT_SWALLOW_ERRORS=True,
+        # Redis out of reach: each worker counts in its own memory meanwhile (logged), rather than answering 500.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=_env_bool("TRIAGE_SECURE_COOKIES", True),

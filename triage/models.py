@@ -6,7 +6,7 @@ import enum
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import DDL, JSON, Column, Index, Text, UniqueConstraint, event, text
+from sqlalchemy import DDL, JSON, BigInteger, Column, Index, Text, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
 
@@ -303,22 +303,26 @@ class StaffStamp(SQLModel, table=True):
     __tablename__ = "staff_stamp"
 
     id: int | None = Field(default=None, primary_key=True)
-    stamp: int = 0
+    stamp: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 # Every change to the accounts or tokens, whatever makes it (the app, the CLI, an administrator's SQL), raises the
-# stamp in the same transaction. An upsert: a missing row (a database emptied by hand) is created again.
-_STAMP_SQL = ("INSERT INTO staff_stamp (id, stamp) VALUES (1, 1) "
+# stamp in the same transaction. An upsert: a missing row (deleted by hand) is created again, at the time in
+# milliseconds, so that its value does not come back to one a worker holds.
+_STAMP_SQL = ("INSERT INTO staff_stamp (id, stamp) VALUES (1, {now_ms}) "
               "ON CONFLICT (id) DO UPDATE SET stamp = staff_stamp.stamp + 1")
+_STAMP_TABLES = ("staff_user", "api_token")
 STAMP_DDL = {
-    "sqlite": [DDL(f"CREATE TRIGGER {table}_stamp_{event_name} AFTER {event_name.upper()} ON {table} "
-                   f"BEGIN {_STAMP_SQL}; END")
-               for table in ("staff_user", "api_token") for event_name in ("insert", "update", "delete")],
+    "sqlite": [DDL(f"CREATE TRIGGER {table}_stamp_{event_name} AFTER {event_name.upper()} ON {table} BEGIN "
+                   + _STAMP_SQL.format(now_ms="CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
+                   + "; END")
+               for table in _STAMP_TABLES for event_name in ("insert", "update", "delete")],
     "postgresql": [
-        DDL("CREATE OR REPLACE FUNCTION staff_stamp_raise() RETURNS trigger AS $$ "
-            f"BEGIN {_STAMP_SQL}; RETURN NULL; END; $$ LANGUAGE plpgsql"),
-        *(DDL(f"CREATE TRIGGER {table}_stamp AFTER INSERT OR UPDATE OR DELETE ON {table} "
-              "FOR EACH STATEMENT EXECUTE FUNCTION staff_stamp_raise()") for table in ("staff_user", "api_token")),
+        DDL("CREATE OR REPLACE FUNCTION staff_stamp_raise() RETURNS trigger AS $$ BEGIN "
+            + _STAMP_SQL.format(now_ms="(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+            + "; RETURN NULL; END; $$ LANGUAGE plpgsql"),
+        *(DDL(f"CREATE TRIGGER {table}_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+              "FOR EACH STATEMENT EXECUTE FUNCTION staff_stamp_raise()") for table in _STAMP_TABLES),
     ],
 }
 for _dialect, _statements in STAMP_DDL.items():

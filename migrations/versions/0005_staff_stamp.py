@@ -18,26 +18,30 @@ branch_labels = None
 depends_on = None
 
 TABLES = ('staff_user', 'api_token')
-RAISE = ('INSERT INTO staff_stamp (id, stamp) VALUES (1, 1) '
+# A missing row is created again at the time in milliseconds, so that its value does not come back to one a worker
+# holds.
+RAISE = ('INSERT INTO staff_stamp (id, stamp) VALUES (1, {now_ms}) '
          'ON CONFLICT (id) DO UPDATE SET stamp = staff_stamp.stamp + 1')
 
 
 def upgrade() -> None:
     op.create_table('staff_stamp',
                     sa.Column('id', sa.Integer(), nullable=False),
-                    sa.Column('stamp', sa.Integer(), nullable=False),
+                    sa.Column('stamp', sa.BigInteger(), nullable=False),
                     sa.PrimaryKeyConstraint('id'))
     if op.get_bind().dialect.name == 'postgresql':
+        now_ms = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint'
         op.execute('CREATE OR REPLACE FUNCTION staff_stamp_raise() RETURNS trigger AS $$ '
-                   f'BEGIN {RAISE}; RETURN NULL; END; $$ LANGUAGE plpgsql')
+                   f'BEGIN {RAISE.format(now_ms=now_ms)}; RETURN NULL; END; $$ LANGUAGE plpgsql')
         for table in TABLES:
-            op.execute(f'CREATE TRIGGER {table}_stamp AFTER INSERT OR UPDATE OR DELETE ON {table} '
+            op.execute(f'CREATE TRIGGER {table}_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} '
                        'FOR EACH STATEMENT EXECUTE FUNCTION staff_stamp_raise()')
         return
     for table in TABLES:
         for event_name in ('insert', 'update', 'delete'):
+            now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
             op.execute(f'CREATE TRIGGER {table}_stamp_{event_name} AFTER {event_name.upper()} ON {table} '
-                       f'BEGIN {RAISE}; END')
+                       f'BEGIN {RAISE.format(now_ms=now_ms)}; END')
 
 
 def downgrade() -> None:

@@ -228,7 +228,8 @@ def test_staff_see_and_work_the_contact_list(
     page.get_by_label("无人接听").check()
     page.get_by_role("button", name="保存联系记录").click()
     assert "联系记录已保存" in page.locator(".flash-success").inner_text()
-    page.locator(".pt-days a").nth(0).click()
+    # The booked day (a whole day of slots, whatever the time now; the first day listed may be today's evening).
+    page.locator(f'.pt-days a[href*="day={day.isoformat()}"]').click()
     page.locator(".pt-slot:not(.pt-slot-mine)").nth(3).click()
     page.get_by_role("button", name="改约并通知患者").click()
     assert "已改约" in page.locator(".flash-success").inner_text()

@@ -93,3 +93,22 @@ def test_with_no_delay_a_change_applies_at_the_next_look_up(app: Flask, session:
         deactivate_user(session, user_id=nurse.id or 0, actor_id=None)
         assert user_for_token(connection, secret, cache) is None
         assert user_for_token(connection, "not a token", cache) is None
+
+
+def test_an_account_read_in_an_older_snapshot_is_not_kept(app: Flask, session: Session) -> None:
+    """A thread that read its account before a change (its snapshot older than the stamp the cache holds now) is
+    answered, but what it read is not kept for the others."""
+    from triage.services.staff import Staff
+
+    create_user(session, username="nurse", password="nurse-password-1", role=Role.NURSE)
+    cache = AccountCache(2.0)
+    engine = app.extensions["triage.db"].engine
+    old = Staff(1, "nurse", "Nurse", "nurse", True, 0)
+    with engine.connect() as connection:
+        current = stamp(session)
+        assert cache.get(connection, "key", lambda: (old, current - 1)) == old
+        loads = []
+        assert cache.get(connection, "key", lambda: loads.append(1) or (old, current)) == old
+        assert loads == [1]  # the first was not kept
+        assert cache.get(connection, "key", lambda: loads.append(1) or (old, current)) == old
+        assert loads == [1]  # the second was

@@ -76,7 +76,9 @@ def test_a_pre_screen_costs_one_trip_to_redis_and_the_budget_holds(database_url:
     client = app.test_client()
     day = open_day(app).isoformat()
     try:
-        client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000000"))  # loads the script
+        # The first of each loads its script into Redis.
+        client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000000"))
+        client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, name=""))
         trips.clear()
         assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000001")
                            ).status_code == 201
@@ -90,7 +92,7 @@ def test_a_pre_screen_costs_one_trip_to_redis_and_the_budget_holds(database_url:
         refused = client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000003"))
         assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
         counters = {key.decode(): int(store.get(key) or 0) for key in store.scan_iter(f"*{prefix}*")}
-        assert sorted(counters.values()) == [3, 5], counters  # created (3 of 3), sent (5 of 30)
+        assert sorted(counters.values()) == [3, 6], counters  # created (3 of 3), sent (6 of 30)
     finally:
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
@@ -118,15 +120,46 @@ def test_concurrent_reservations_never_overrun_the_budget(store: redis.Redis) ->
         store.delete(*(storage.prefixed_key(key) for key in keys))
 
 
-def test_patients_are_let_through_when_the_counters_are_out_of_reach(database_url: str,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    app = make_app(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0")
+def test_out_of_reach_counters_are_kept_in_each_workers_memory_meanwhile(
+        database_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from limits.storage import MemoryStorage
+
+    from triage.web import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_fallback", MemoryStorage())
+    monkeypatch.setattr(ratelimit, "_store_down_until", 0.0)
+    app = make_app(database_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",
+                   PRESCREEN_CREATE_LIMIT="1 per minute")
     client = app.test_client()
     day = open_day(app).isoformat()
     try:
         assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day)).status_code == 201
-        assert "pre-screen let through uncounted" in caplog.text
-        # Flask-Limiter's own limits (status look-ups) let them through too.
+        assert "pre-screens counted in this worker's memory" in caplog.text
+        # Not unlimited meanwhile: the budget holds in memory.
+        assert client.post("/api/v1/prescreenings", json=api_body(preferred_day=day, phone="13900000009")
+                           ).status_code == 429
+        # Flask-Limiter's own limits (status look-ups) fall back to memory too: no 500.
         assert client.get("/api/v1/prescreenings/ZZZZZZZZ", headers={"X-Patient-Phone": "1"}).status_code == 404
     finally:
         app.extensions["triage.db"].dispose()
+
+
+def test_a_place_given_back_after_its_window_ended_opens_nothing_in_the_next(store: redis.Redis) -> None:
+    from limits.storage import MemoryStorage, RedisStorage
+
+    from triage.web.ratelimit import _give_back
+
+    storage = RedisStorage(REDIS_URL)
+    key = f"triage-test-{uuid.uuid4().hex}"
+    _give_back(storage, key)  # the window (and its key) ended while the request ran
+    assert store.get(storage.prefixed_key(key)) is None
+    memory = MemoryStorage()
+    _give_back(memory, key)
+    assert memory.get(key) == 0
+
+
+def test_a_budget_of_two_windows_stops_start_up(database_url: str) -> None:
+    from triage.config import ConfigError
+
+    with pytest.raises(ConfigError, match="PRESCREEN_CREATE_LIMIT"):
+        make_app(database_url, PRESCREEN_CREATE_LIMIT="30 per minute;100 per hour")

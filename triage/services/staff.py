@@ -106,13 +106,13 @@ class Staff:
         return cls(user.id or 0, user.username, user.display_name, user.role, user.active, user.session_epoch)
 
 
-_STAFF_COLUMNS = (USER.c.id, USER.c.username, USER.c.display_name, USER.c.role, USER.c.active, USER.c.session_epoch)
+_STAMP = select_columns(STAMP.c.stamp).where(STAMP.c.id == 1)
+# The account and, read in the same snapshot, the staff stamp: what the cache may keep it under.
+_STAFF_COLUMNS = (USER.c.id, USER.c.username, USER.c.display_name, USER.c.role, USER.c.active, USER.c.session_epoch,
+                  _STAMP.scalar_subquery())
 _BY_TOKEN = (select_columns(*_STAFF_COLUMNS).join_from(USER, TOKEN, TOKEN.c.user_id == USER.c.id)
              .where(TOKEN.c.token_hash == bindparam("token_hash"), TOKEN.c.revoked_at.is_(None)))
 _BY_ID = select_columns(*_STAFF_COLUMNS).where(USER.c.id == bindparam("user_id"))
-
-
-_STAMP = select_columns(STAMP.c.stamp).where(STAMP.c.id == 1)
 
 
 class AccountCache:
@@ -122,7 +122,9 @@ class AccountCache:
     migration 0005). The stamp is read again when `seconds` have passed since it was last read: a deactivated
     account, a reset password or a revoked token stops working within that bound on every worker, and a nurse's
     request or a clinic screen's poll does not read its account each time. `seconds=0` reads the stamp at every
-    look-up. Only accounts found are kept; an unknown token is looked up every time.
+    look-up. Only accounts found are kept, and only when the stamp read with them is the one the cache holds (an
+    account read in an older snapshot, by a thread that began before a change, is not kept); an unknown token is
+    looked up every time.
     """
 
     def __init__(self, seconds: float, size: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
@@ -135,8 +137,9 @@ class AccountCache:
         self._generation = 0  # raised when the entries are dropped: a look-up begun before keeps nothing
         self._lock = threading.Lock()
 
-    def get(self, connection: Connection, key: Hashable, load: Callable[[], Staff | None]) -> Staff | None:
-        """The account under `key`, from `load()` when not kept (or the stamp has moved)."""
+    def get(self, connection: Connection, key: Hashable,
+            load: Callable[[], tuple[Staff | None, int | None]]) -> Staff | None:
+        """The account under `key`, from `load()` (the account and the stamp read with it) when not kept."""
         now = self.clock()
         if now - self._read_at >= self.seconds:
             stamp = run(connection, _STAMP).scalar()
@@ -148,10 +151,10 @@ class AccountCache:
         if kept is not None:
             return kept
         generation = self._generation
-        found = load()
+        found, stamp = load()
         if found is not None:
             with self._lock:
-                if generation == self._generation:
+                if generation == self._generation and stamp == self._stamp:
                     if len(self._entries) >= self.size:
                         self._forget(self._stamp)
                     self._entries[key] = found
@@ -167,21 +170,21 @@ def user_for_token(connection: Connection, secret: str, cache: AccountCache | No
     """The active user owning this unrevoked API token, or None."""
     token_hash = digest(secret)
 
-    def load() -> Staff | None:
+    def load() -> tuple[Staff | None, int | None]:
         row = run(connection, _BY_TOKEN, {"token_hash": token_hash}).first()
-        return Staff(*row) if row is not None and row[4] else None
+        return (Staff(*row[:6]), row[6]) if row is not None and row[4] else (None, None)
 
-    return cache.get(connection, ("token", token_hash), load) if cache is not None else load()
+    return cache.get(connection, ("token", token_hash), load) if cache is not None else load()[0]
 
 
 def staff_by_id(connection: Connection, user_id: int, cache: AccountCache | None = None) -> Staff | None:
     """The account with this id (active or not), or None."""
 
-    def load() -> Staff | None:
+    def load() -> tuple[Staff | None, int | None]:
         row = run(connection, _BY_ID, {"user_id": user_id}).first()
-        return Staff(*row) if row is not None else None
+        return (Staff(*row[:6]), row[6]) if row is not None else (None, None)
 
-    return cache.get(connection, ("id", user_id), load) if cache is not None else load()
+    return cache.get(connection, ("id", user_id), load) if cache is not None else load()[0]
 
 
 def get_user(session: Session, username: str) -> StaffUser:

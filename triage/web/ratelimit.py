@@ -9,22 +9,26 @@ a second trip only then. The reservation also keeps concurrent requests from ove
 between a test and an increment.
 
 The counters are fixed windows in Flask-Limiter's store (`limiter.storage`: Redis shared by every worker and
-host in production, each worker's memory otherwise). If the store cannot be reached, patients are let through
-and the failure is logged: a hospital's pre-screening must not stop because its counters did.
+host in production, each worker's memory otherwise). If the store cannot be reached, each worker counts in its own
+memory for the next few seconds and tries the store again after them (as Flask-Limiter's in-memory fallback does
+for the other limits): a hospital's pre-screening must not stop because its counters did, nor go unlimited.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import current_app, g, request
-from limits import RateLimitItem, parse
-from limits.storage import RedisStorage, Storage
+from flask import Flask, current_app, g, request
+from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from werkzeug.exceptions import TooManyRequests
 
+from triage.config import ConfigError
 from triage.web.extensions import limiter
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,13 @@ if created > tonumber(ARGV[3]) then
 end
 return 0
 """
+# KEYS: the creations' window. A place given back after its window ended would open the next window one short.
+_GIVE_BACK = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+"""
+RETRY_STORE_SECONDS = 5.0
+_fallback = MemoryStorage()
+_store_down_until = 0.0
 
 
 class OverBudget(TooManyRequests):
@@ -62,8 +73,36 @@ class OverBudget(TooManyRequests):
         self.window = window
 
 
+def one_window(name: str, text: str) -> RateLimitItem:
+    """The single window of a budget's setting ("30 per hour"); ValueError naming the setting otherwise."""
+    try:
+        windows = parse_many(text)
+    except ValueError:
+        windows = []
+    if len(windows) != 1:
+        raise ValueError(f"{name} must be one rate limit such as '30 per hour', not {text!r}")
+    return windows[0]
+
+
+def check_config(app: Flask) -> None:
+    """Refuse to start with a pre-screen budget that is not one window (ConfigError naming the setting)."""
+    for name in ("PRESCREEN_POST_LIMIT", "PRESCREEN_CREATE_LIMIT"):
+        try:
+            one_window(name, str(app.config.get(name, DEFAULT_LIMITS[name])))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
 def _limit(name: str) -> RateLimitItem:
-    return parse(str(current_app.config.get(name, DEFAULT_LIMITS[name])))
+    return one_window(name, str(current_app.config.get(name, DEFAULT_LIMITS[name])))
+
+
+def _script(storage: RedisStorage, name: str, source: str) -> Any:
+    script = getattr(storage, name, None)
+    if script is None:
+        script = storage.get_connection().register_script(source.encode())
+        setattr(storage, name, script)
+    return script
 
 
 def _keys(sent: RateLimitItem, created: RateLimitItem) -> tuple[str, str]:
@@ -76,17 +115,42 @@ def _keys(sent: RateLimitItem, created: RateLimitItem) -> tuple[str, str]:
 def _reserve(storage: Storage, sent: RateLimitItem, created: RateLimitItem, keys: tuple[str, str]) -> int:
     """0 and a creation reserved, or the window of the budget that is spent."""
     if isinstance(storage, RedisStorage):
-        script = getattr(storage, "triage_reserve", None)
-        if script is None:
-            script = storage.triage_reserve = storage.get_connection().register_script(_RESERVE)  # type: ignore
-        return int(script([storage.prefixed_key(key) for key in keys],
-                          [sent.amount, sent.get_expiry(), created.amount, created.get_expiry()]))
+        return int(_script(storage, "triage_reserve", _RESERVE)(
+            [storage.prefixed_key(key) for key in keys],
+            [sent.amount, sent.get_expiry(), created.amount, created.get_expiry()]))
     if storage.incr(keys[0], sent.get_expiry()) > sent.amount:
         return sent.get_expiry()
     if storage.incr(keys[1], created.get_expiry()) > created.amount:
         storage.incr(keys[1], created.get_expiry(), amount=-1)
         return created.get_expiry()
     return 0
+
+
+def _give_back(storage: Storage, key: str) -> None:
+    if isinstance(storage, RedisStorage):
+        _script(storage, "triage_give_back", _GIVE_BACK)([storage.prefixed_key(key)])
+    elif isinstance(storage, MemoryStorage):
+        storage.decr(key)  # not below 0, and the window's end stays
+    else:
+        storage.incr(key, 1, amount=-1)
+
+
+def _errors(storage: Storage) -> tuple[type[Exception], ...]:
+    """What the store raises when out of reach (its client's errors, or limits' own when it wraps them)."""
+    errors = storage.base_exceptions
+    return (*(errors if isinstance(errors, tuple) else (errors,)), StorageError)
+
+
+def _store(storage: Storage) -> Storage:
+    """The configured store, or this worker's memory while the store is out of reach."""
+    return _fallback if time.monotonic() < _store_down_until else storage
+
+
+def _down(exc: Exception) -> None:
+    global _store_down_until
+    _store_down_until = time.monotonic() + RETRY_STORE_SECONDS
+    log.warning("rate-limit store unreachable (%s): pre-screens counted in this worker's memory for %.0f s",
+                type(exc).__name__, RETRY_STORE_SECONDS)
 
 
 def prescreen_budget(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,14 +161,15 @@ def prescreen_budget(view: Callable[..., Any]) -> Callable[..., Any]:
     def limited(*args: Any, **kwargs: Any) -> Any:
         if request.method != "POST" or not current_app.config.get("RATELIMIT_ENABLED", True):
             return view(*args, **kwargs)
-        storage = limiter.storage
         sent, created = _limit("PRESCREEN_POST_LIMIT"), _limit("PRESCREEN_CREATE_LIMIT")
         keys = _keys(sent, created)
+        storage = _store(limiter.storage)
         try:
             window = _reserve(storage, sent, created, keys)
-        except storage.base_exceptions:
-            log.warning("rate-limit store unreachable: pre-screen let through uncounted", exc_info=True)
-            return view(*args, **kwargs)
+        except _errors(storage) as exc:
+            _down(exc)
+            storage = _fallback
+            window = _reserve(storage, sent, created, keys)
         if window:
             raise OverBudget(window)
         try:
@@ -112,8 +177,8 @@ def prescreen_budget(view: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             if not g.get("prescreen_created"):
                 try:
-                    storage.incr(keys[1], created.get_expiry(), amount=-1)
-                except storage.base_exceptions:
-                    log.warning("rate-limit store unreachable: a reserved pre-screen not given back", exc_info=True)
+                    _give_back(storage, keys[1])
+                except _errors(storage) as exc:
+                    _down(exc)
 
     return limited
