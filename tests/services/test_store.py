@@ -98,3 +98,38 @@ def test_an_update_writes_only_the_columns_that_changed(app: Flask, session: Ses
         session.commit()
         updates = [s for s in seen if s.startswith("UPDATE")]
         assert len(updates) == 1 and "patient_name" in updates[0] and "state" not in updates[0]
+
+
+@pytest.mark.parametrize("assessed", [False, True])
+def test_a_reference_taken_already_is_drawn_again_with_nothing_written_twice(app: Flask, session: Session,
+                                                                             assessed: bool) -> None:
+    """A new case whose random code is taken gets another; its audit rows and its assessment (written with it, in
+    one statement on PostgreSQL) go to it alone."""
+    with app.app_context():
+        now = utcnow()
+
+        def new_case() -> EncounterRecord:
+            case = new_encounter(origin=Origin.ONLINE, state="prescreened", workflow=workflow(), policy=base_policy(),
+                                 now=now, patient_name="王小明", patient_phone="13800138000", age_years=41, sex="M")
+            log_entry(case, workflow=workflow(), policy=base_policy(), actor=SYSTEM, now=now)
+            return case
+
+        first = store.save(session, new_case())
+        second = new_case()
+        second.reference = first.reference
+        assessment = AssessmentRecord(
+            id=None, encounter_id=None, stage="online", created_at=now, actor_id=None, inputs={"age_years": 41},
+            result={"stream": "general"}, recommended_stream="general", recommended_level=None, final_stream=None,
+            final_level=None, overridden=False, override_reason=None, policy_version="test") if assessed else None
+        store.save(session, second, assessment)
+        session.commit()
+        assert second.id not in (None, first.id) and second.reference != first.reference
+        logs = session.exec(select(TransitionLog)).all()
+        assert sorted(row.encounter_id for row in logs) == sorted([first.id, second.id])
+        assessments = session.exec(select(Assessment)).all()
+        if assessed:
+            assert assessment is not None and [(a.id, a.encounter_id) for a in assessments] == [
+                (assessment.id, second.id)]
+            assert assessments[0].inputs == {"age_years": 41}
+        else:
+            assert assessments == []

@@ -352,9 +352,7 @@ def submit_prescreen(
                        facts=Facts(slot=slot), now=now)
         else:
             alternatives = next_free_slots(session, policy, stream, after=preferred, now=now)
-    store.save(session, encounter)
-    assessment.encounter_id = encounter.id
-    store.insert_assessment(session, assessment)
+    store.save(session, encounter, assessment)
     if online_followup:
         _open_followup_request(session, encounter, now)
     outgoing = [_message_after_submit(encounter, slot, policy, link)]

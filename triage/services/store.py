@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, insert, literal_column, select, update
+from sqlalchemy import Connection, Executable, bindparam, insert, literal_column, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -209,15 +209,29 @@ def _update_statement(changed: tuple[str, ...]) -> Any:
 def save(session: Session, encounter: EncounterRecord, assessment: AssessmentRecord | None = None) -> EncounterRecord:
     """Write the case (INSERT when new, else an UPDATE of the columns that changed), its queued audit rows and an
     assessment of it, in the caller's transaction. Returns the record, with its id once inserted (and the
-    assessment's id set). On PostgreSQL a changed case, its audit rows and its assessment are one statement."""
+    assessment's id set). On PostgreSQL the case, its audit rows and its assessment are one statement."""
     conn = connection(session)
     values = tuple(getattr(encounter, name) for name in _WRITABLE)
     if encounter.id is None:
-        statement = _INSERTS[conn.dialect.name]
-        while (new_id := run(conn, statement, dict(zip(_PARAMS, values, strict=True))).scalar()) is None:
-            encounter.reference = new_reference()
-            values = tuple(getattr(encounter, name) for name in _WRITABLE)
-        encounter.id = new_id
+        logs = encounter.pending_log
+        if (conn.dialect.name == "postgresql" and assessment is not None and _one_shape(logs)
+                and "encounter_id" not in logs[0]):
+            # One round trip: the case's INSERT and its audit rows' as data-modifying WITHs of the assessment's.
+            statement = _insert_with_logs(len(logs), tuple(logs[0]))
+            params = {**_log_params(logs), **{f"a_{name}": getattr(assessment, name) for name in _ASSESSMENT_TAIL}}
+            while (row := run(conn, statement, {**params, **dict(zip(_PARAMS, values, strict=True))}).first()) is None:
+                encounter.reference = new_reference()
+                values = tuple(getattr(encounter, name) for name in _WRITABLE)
+            assessment.id, encounter.id = row
+            assessment.encounter_id = encounter.id
+            logs.clear()
+            assessment = None
+        else:
+            statement = _INSERTS[conn.dialect.name]
+            while (new_id := run(conn, statement, dict(zip(_PARAMS, values, strict=True))).scalar()) is None:
+                encounter.reference = new_reference()
+                values = tuple(getattr(encounter, name) for name in _WRITABLE)
+            encounter.id = new_id
     else:
         stored = encounter.stored or (None,) * len(_WRITABLE)
         changed = tuple(name for name, new, old in zip(_WRITABLE, values, stored, strict=True) if new != old)
@@ -278,6 +292,31 @@ def _one_shape(rows: Sequence[Mapping[str, Any]]) -> bool:
 
 def _log_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+
+
+_ASSESSMENT_TAIL = tuple(name for name in _ASSESSMENT_COLUMNS if name != "encounter_id")
+_INSERTS_WITH_LOGS: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _insert_with_logs(count: int, names: tuple[str, ...]) -> Any:
+    """PostgreSQL: `WITH created AS (INSERT INTO encounter … ON CONFLICT DO NOTHING RETURNING id), logged AS (INSERT
+    INTO transition_log … SELECT created.id, … FROM created) INSERT INTO assessment … SELECT created.id, … FROM created
+    RETURNING assessment.id, assessment.encounter_id`: nothing at all when the reference is taken (built once per
+    shape)."""
+    statement = _INSERTS_WITH_LOGS.get((count, names))
+    if statement is None:
+        created = _INSERTS["postgresql"].cte("created")
+        rows = [select(created.c.id, *(bindparam(f"{name}_{i}", type_=TRANSITION_LOG.c[name].type) for name in names))
+                for i in range(count)]
+        logged = insert(TRANSITION_LOG).from_select(
+            ["encounter_id", *names], rows[0] if count == 1 else union_all(*rows)).cte("logged")
+        statement = _INSERTS_WITH_LOGS[(count, names)] = (
+            insert(ASSESSMENT).from_select(
+                ["encounter_id", *_ASSESSMENT_TAIL],
+                select(created.c.id, *(bindparam(f"a_{name}", type_=ASSESSMENT.c[name].type)
+                                       for name in _ASSESSMENT_TAIL)))
+            .returning(ASSESSMENT.c.id, ASSESSMENT.c.encounter_id).add_cte(created).add_cte(logged))
+    return statement
 
 
 def _update_with_logs(changed: tuple[str, ...], count: int, names: tuple[str, ...], assessed: bool) -> Any:
