@@ -52,7 +52,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     extensions.init_app(app)
-    ratelimit.check_config(app)  # a budget set to two windows stops start-up here
+    ratelimit.init_app(app)  # a budget set to two windows stops start-up here
 
 
 def register_hospital_data(app: Flask) -> None:

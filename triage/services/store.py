@@ -218,7 +218,7 @@ def save(session: Session, encounter: EncounterRecord, assessment: AssessmentRec
                 and "encounter_id" not in logs[0]):
             # One round trip: the case's INSERT and its audit rows' as data-modifying WITHs of the assessment's.
             statement = _insert_with_logs(len(logs), tuple(logs[0]))
-            params = {**_log_params(logs), **{f"a_{name}": getattr(assessment, name) for name in _ASSESSMENT_TAIL}}
+            params = {**_log_params(logs), **_assessment_params(assessment)}
             while (row := run(conn, statement, {**params, **dict(zip(_PARAMS, values, strict=True))}).first()) is None:
                 encounter.reference = new_reference()
                 values = tuple(getattr(encounter, name) for name in _WRITABLE)
@@ -244,7 +244,7 @@ def save(session: Session, encounter: EncounterRecord, assessment: AssessmentRec
                 params.update(_log_params(logs))
                 if assessment is not None:
                     assessment.encounter_id = encounter.id
-                    params.update({f"a_{name}": getattr(assessment, name) for name in _ASSESSMENT_COLUMNS})
+                    params.update(_assessment_params(assessment))
                     assessment.id = run(conn, _update_with_logs(changed, len(logs), tuple(logs[0]), True),
                                         params).scalar_one()
                     assessment = None
@@ -294,7 +294,13 @@ def _log_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 
+# An assessment written with its case: the case's id comes from the statement (`b_id`, or the new row's).
 _ASSESSMENT_TAIL = tuple(name for name in _ASSESSMENT_COLUMNS if name != "encounter_id")
+
+
+def _assessment_params(assessment: AssessmentRecord) -> dict[str, Any]:
+    # Named apart from every column: a WITH'd UPDATE would take a column's name as one to set.
+    return {f"a_{name}": getattr(assessment, name) for name in _ASSESSMENT_TAIL}
 _INSERTS_WITH_LOGS: dict[tuple[int, tuple[str, ...]], Any] = {}
 
 
@@ -327,8 +333,8 @@ def _update_with_logs(changed: tuple[str, ...], count: int, names: tuple[str, ..
     if statement is None:
         changed_cte = _update_statement(changed).cte("changed")
         if assessed:
-            # Parameters named apart from every column: the WITHs' UPDATE would take a column's name as one to set.
-            statement = (insert(ASSESSMENT).values({name: bindparam(f"a_{name}") for name in _ASSESSMENT_COLUMNS})
+            statement = (insert(ASSESSMENT).values({"encounter_id": bindparam("b_id"),
+                                                    **{name: bindparam(f"a_{name}") for name in _ASSESSMENT_TAIL}})
                          .returning(ASSESSMENT.c.id)
                          .add_cte(changed_cte).add_cte(_insert_logs(count, names).cte("logged")))
         else:

@@ -84,17 +84,15 @@ def one_window(name: str, text: str) -> RateLimitItem:
     return windows[0]
 
 
-def check_config(app: Flask) -> None:
-    """Refuse to start with a pre-screen budget that is not one window (ConfigError naming the setting)."""
+def init_app(app: Flask) -> None:
+    """Read the two budgets once; a budget that is not one window stops start-up (ConfigError naming it)."""
+    budgets = []
     for name in ("PRESCREEN_POST_LIMIT", "PRESCREEN_CREATE_LIMIT"):
         try:
-            one_window(name, str(app.config.get(name, DEFAULT_LIMITS[name])))
+            budgets.append(one_window(name, str(app.config.get(name, DEFAULT_LIMITS[name]))))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-
-
-def _limit(name: str) -> RateLimitItem:
-    return one_window(name, str(current_app.config.get(name, DEFAULT_LIMITS[name])))
+    app.extensions["triage.prescreen_budgets"] = tuple(budgets)
 
 
 def _script(storage: RedisStorage, name: str, source: str) -> Any:
@@ -121,7 +119,7 @@ def _reserve(storage: Storage, sent: RateLimitItem, created: RateLimitItem, keys
     if storage.incr(keys[0], sent.get_expiry()) > sent.amount:
         return sent.get_expiry()
     if storage.incr(keys[1], created.get_expiry()) > created.amount:
-        storage.incr(keys[1], created.get_expiry(), amount=-1)
+        _give_back(storage, keys[1])
         return created.get_expiry()
     return 0
 
@@ -161,7 +159,7 @@ def prescreen_budget(view: Callable[..., Any]) -> Callable[..., Any]:
     def limited(*args: Any, **kwargs: Any) -> Any:
         if request.method != "POST" or not current_app.config.get("RATELIMIT_ENABLED", True):
             return view(*args, **kwargs)
-        sent, created = _limit("PRESCREEN_POST_LIMIT"), _limit("PRESCREEN_CREATE_LIMIT")
+        sent, created = current_app.extensions["triage.prescreen_budgets"]
         keys = _keys(sent, created)
         storage = _store(limiter.storage)
         try:
