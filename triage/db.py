@@ -39,6 +39,7 @@ class Database:
             self.read_engine = _sqlite_engine(url, begin="BEGIN", **engine_options)
         else:
             options = {"pool_size": 5, "max_overflow": 10, **engine_options}
+            _cache_every_query()
             self.engine = create_engine(url, **options)
             event.listen(self.engine, "checkout", _refuse_closed_connection)
             # Reads run without BEGIN and ROLLBACK: two round trips less per poll of a screen. Under PostgreSQL's
@@ -153,6 +154,23 @@ def _sqlite_engine(url: str, *, begin: str, gate: str | None = None, **options: 
                 dbapi_connection.leave_gate()
 
     return engine
+
+
+# psycopg turns a query's `%(name)s` placeholders into `$1, $2, ...` with a regular-expression scan of the query, and
+# keeps the result only for queries of at most this many parameters (4,096 bytes, too). The app's statements are
+# prebuilt, a fixed set, and the largest run on the hot paths: a pre-screen's single statement (the case, its audit
+# rows and its assessment) has 72 parameters and was scanned anew at every pre-screen, a sixth of the worker's
+# instructions (callgrind: 8.1 M -> 6.7 M). tests/web/test_statement_budget.py checks that it is kept.
+PSYCOPG_CACHED_PARAMS = 200
+
+
+def _cache_every_query() -> None:
+    try:
+        from psycopg import _queries
+    except ImportError:  # another driver
+        return
+    if getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", PSYCOPG_CACHED_PARAMS) < PSYCOPG_CACHED_PARAMS:
+        _queries.MAX_CACHED_STATEMENT_PARAMS = PSYCOPG_CACHED_PARAMS
 
 
 def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -140,6 +140,27 @@ def test_a_pre_screen_is_one_transaction_of_seven_statements_and_a_phone_lock_on
     assert len(work(seen)) <= prescreen_budget(app), work(seen)
 
 
+def test_postgresql_keeps_the_pre_screens_statement_converted(app: Flask, client: FlaskClient,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg scans a query for its placeholders again unless it keeps the result, which it does only for queries
+    of up to `triage.db.PSYCOPG_CACHED_PARAMS` parameters: the pre-screen's single statement has 72."""
+    if app.extensions["triage.db"].is_sqlite:
+        pytest.skip("PostgreSQL's driver only")
+    from psycopg import _queries
+
+    day = open_day(app).isoformat()
+    first = client.post("/api/v1/prescreenings", json=api_body(phone="13900000001", preferred_day=day))
+    assert first.status_code == 201, first.json
+    scanned: list[bytes] = []
+    scan = _queries._query2pg_nocache
+    monkeypatch.setattr(_queries, "_query2pg_nocache", lambda query, *args: scanned.append(query) or scan(query, *args))
+    with statements(app) as seen:
+        response = client.post("/api/v1/prescreenings", json=api_body(phone="13900000002", preferred_day=day))
+    assert response.status_code == 201, response.json
+    assert any("INSERT INTO encounter" in s for s in seen)
+    assert scanned == []
+
+
 def test_a_check_in_is_one_transaction_of_four_statements(app: Flask, client: FlaskClient,
                                                           bearer: dict[str, str]) -> None:
     with db(app) as s:
