@@ -286,21 +286,47 @@ class Rows:
         return self.one()[0]
 
 
+_REQUIRED = object()
+
+
 class _Plan:
     """A statement compiled for one dialect (and one set of parameter names), ready for the DB-API cursor."""
 
-    __slots__ = ("binds", "compiled", "is_select", "positions", "results", "returns_rows", "sql", "statement")
+    __slots__ = ("compiled", "fields", "is_select", "names", "results", "returns_rows", "sql", "statement")
 
     def __init__(self, statement: Any, compiled: Any) -> None:
         self.statement = statement  # keeps the id() of the cache key alive
         self.compiled = compiled
         self.sql: str = compiled.string
-        self.positions: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
-        self.binds: dict[str, Any] = {k: v for k, v in compiled._bind_processors.items() if v is not None}
+        # The cursor's parameters in order, each (key, name, default, bind processor): what SQLAlchemy's
+        # construct_params and its processors do for each execution, worked out once.
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        defaults = compiled.construct_params(_check=False, escape_names=False)
+        order = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
+        processors = compiled._bind_processors
+        self.fields = tuple((binds[name].key, name, _REQUIRED if binds[name].required else defaults[name],
+                             processors.get(name)) for name in order)
+        self.names: tuple[str, ...] | None = None if compiled.positional else order
         self.is_select = bool(statement.is_select)
         self.returns_rows = bool(compiled._result_columns)  # a SELECT, or RETURNING
         # (column index, result processor) of the columns that have one; set at the first execution (needs the cursor)
         self.results: list[tuple[int, Any]] | None = None
+
+    def parameters(self, params: Mapping[str, Any]) -> Any:
+        """The cursor's parameters for these values: a tuple (SQLite), or a dict (PostgreSQL)."""
+        values = []
+        for key, name, default, process in self.fields:
+            if key in params:
+                value = params[key]
+            elif name in params:
+                value = params[name]
+            elif default is _REQUIRED:
+                self.compiled.construct_params(params)  # raises SQLAlchemy's own error, naming the parameter
+                raise AssertionError(name)
+            else:
+                value = default
+            values.append(value if process is None else process(value))
+        return tuple(values) if self.names is None else dict(zip(self.names, values, strict=True))
 
 
 _PLANS: dict[tuple[int, str, tuple[str, ...]], _Plan | None] = {}
@@ -318,7 +344,7 @@ def _plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:
     plan: _Plan | None = _Plan(statement, compiled)
     if (compiled.insert_prefetch or compiled.update_prefetch or compiled.literal_execute_params
             or compiled.post_compile_params or compiled.escaped_bind_names or compiled.schema_translate_map
-            or compiled.has_out_parameters
+            or compiled.has_out_parameters or any(bind.callable for bind in compiled.bind_names)
             or any(isinstance(process, tuple) for process in compiled._bind_processors.values())):
         plan = None
     _PLANS[key] = plan
@@ -349,10 +375,7 @@ def run(connection: Connection, statement: Any, params: Mapping[str, Any] | Sequ
         done = [tuple(row) for row in result]
         return Rows(done, len(done))
     compiled = plan.compiled
-    values = compiled.construct_params(params, escape_names=False)
-    for name, process in plan.binds.items():
-        values[name] = process(values[name])
-    parameters = tuple(values[name] for name in plan.positions) if plan.positions is not None else values
+    parameters = plan.parameters(params)
     sql = plan.sql
     cursor = _send(connection, sql, parameters, keep=True)
     try:

@@ -98,3 +98,28 @@ def test_cursor_events_fire_and_errors_are_sqlalchemys(app: Flask, session: Sess
         with pytest.raises(IntegrityError):  # the same reference again, without ON CONFLICT
             run(conn, insert(ENCOUNTER), duplicate)
         session.rollback()
+
+
+_LATEST_TWO = (select(ENCOUNTER.c.id)
+               .where(ENCOUNTER.c.id >= bindparam("low"), ENCOUNTER.c.id < bindparam("low") + 1000)
+               .order_by(ENCOUNTER.c.id.desc()).limit(2))
+
+
+def test_parameters_are_those_sqlalchemy_would_send(app: Flask, session: Session) -> None:
+    """A parameter named twice, a bound value of the statement's own (LIMIT), a bind processor (a date), and a
+    missing value refused with SQLAlchemy's own error."""
+    from sqlalchemy.exc import InvalidRequestError
+
+    with app.app_context():
+        ids = sorted(_case(session).id for _ in range(3))
+        conn = session.connection()
+        expected = conn.execute(_LATEST_TWO, {"low": ids[0]}).all()
+        assert run(conn, _LATEST_TWO, {"low": ids[0]}).all() == expected == [(ids[2],), (ids[1],)]
+        later = datetime.now(UTC) + timedelta(days=3)
+        moved = update(ENCOUNTER).where(ENCOUNTER.c.id == bindparam("b_id")).values(order_at=bindparam("at"))
+        assert run(conn, moved, {"b_id": ids[0], "at": later}).rowcount == 1
+        stored = conn.execute(select(ENCOUNTER.c.order_at).where(ENCOUNTER.c.id == ids[0])).scalar_one()
+        assert stored.replace(tzinfo=stored.tzinfo or UTC) == later
+        with pytest.raises(InvalidRequestError, match="low"):
+            run(conn, _LATEST_TWO, {})
+        session.rollback()

@@ -92,7 +92,9 @@ def normalize_phone(text: str | None) -> str:
     A decimal digit of any script (full-width "１３８" from a Chinese keyboard) counts as its ASCII digit, so one
     number is stored and compared one way; other characters, superscripts ("²") among them, are left out.
     """
-    digits = "".join(str(unicodedata.decimal(ch)) for ch in (text or "") if ch.isdecimal())
+    text = text or ""
+    digits = text if text.isascii() and text.isdigit() else "".join(
+        str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
     for prefix in ("0086", "86"):
         rest = digits[len(prefix):]
         if digits.startswith(prefix) and len(rest) == 11 and rest.startswith("1"):
