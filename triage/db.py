@@ -365,8 +365,9 @@ def run(connection: Connection, statement: Any, params: Mapping[str, Any] | Sequ
     """
     dialect = connection.dialect
     plan = None
+    values: Mapping[str, Any] = {}
     if params is None or isinstance(params, Mapping):
-        params = params or {}
+        values = params = params or {}
         plan = _plan(statement, dialect, tuple(params))
     if plan is None or not _in_step(connection, plan):
         result = connection.execute(statement, params)  # type: ignore[arg-type]
@@ -375,7 +376,7 @@ def run(connection: Connection, statement: Any, params: Mapping[str, Any] | Sequ
         done = [tuple(row) for row in result]
         return Rows(done, len(done))
     compiled = plan.compiled
-    parameters = plan.parameters(params)
+    parameters = plan.parameters(values)
     sql = plan.sql
     cursor = _send(connection, sql, parameters, keep=True)
     try:
