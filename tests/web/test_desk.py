@@ -255,6 +255,16 @@ def test_a_decision_on_a_stale_form_is_a_conflict(app: Flask, nurse: FlaskClient
     assert response.status_code == 409 and "Someone else changed this case" in response.text
 
 
+@pytest.mark.parametrize("version", ["9" * 5000, "-1", "²", "١", "abc"])
+def test_a_form_whose_version_is_not_a_version_is_refused_and_decides_nothing(app: Flask, nurse: FlaskClient,
+                                                                              version: str) -> None:
+    reference = _arrived(app, nurse)
+    response = _triage(nurse, app, reference, version=version)
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert "reload the page" in response.text  # type: ignore[attr-defined]
+    assert state_of(app, reference).state == "arrived"
+
+
 def test_the_no_script_preview_button_updates_the_recommendation_without_deciding(app: Flask,
                                                                                   nurse: FlaskClient) -> None:
     reference = _arrived(app, nurse)

@@ -276,6 +276,15 @@ def test_a_clinic_screen_cannot_act_on_another_streams_patient(app: Flask, nurse
     assert _act(nurse, app, fever, "call", stream="fever").status_code == 302
 
 
+@pytest.mark.parametrize("version", ["9" * 5000, "-1", "²", "١", "abc"])
+def test_an_action_whose_version_is_not_a_version_is_refused_and_changes_nothing(app: Flask, nurse: FlaskClient,
+                                                                                 version: str) -> None:
+    enc = _ticket(app)
+    response = _act(nurse, app, enc, "call", version=version)
+    assert response.status_code == 422 and "reload the page" in response.text
+    assert state_of(app, enc.reference).state == "waiting"
+
+
 def test_unknown_case_is_404(nurse: FlaskClient) -> None:
     response = nurse.post("/queues/general/ZZZZZZZZ/call", data={"version": "1"}, headers=EN)
     assert response.status_code == 404

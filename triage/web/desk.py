@@ -177,6 +177,18 @@ def parse_number(text: str | None) -> int | float | None:
     return int(value) if value.is_integer() and "." not in cleaned else value
 
 
+def form_version(text: str | None) -> int | None:
+    """The case version a form sent back (None when it sent none); InvalidInput when it is not a version."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    # ASCII digits only, and few of them: int() refuses a string of more than 4,300 digits with a ValueError.
+    if not (value.isascii() and value.isdecimal() and len(value) <= 18):
+        raise InvalidInput({"version": ("页面上的病例版本无效，请刷新后再操作。",
+                                        "The page's case version is not valid; reload the page and try again.")})
+    return int(value)
+
+
 def apply_errors(form: FlaskForm, exc: DomainError, lang: str) -> list[str]:
     """Put a domain error's messages beside their fields; returns the ones no field shows."""
     messages = exc.messages(lang) if isinstance(exc, InvalidInput) else (
@@ -400,7 +412,7 @@ def triage_form(reference: str) -> Response | tuple[str, int]:
         return _render_triage(form, encounter, records, onsite.preview(encounter, data, policy=policy))
     try:
         override = form.override()
-        version = int(form.version.data) if (form.version.data or "").isdecimal() else None
+        version = form_version(form.version.data)
         decision = onsite.triage(session, reference=encounter.reference, data=data, override=override,
                                  policy=policy, workflow=workflow(), actor=_actor(),
                                  may_lower_critical=_may_lower_critical(), expected_version=version)

@@ -23,7 +23,7 @@ from triage.hospital import effective_policy, workflow
 from triage.models import utcnow
 from triage.services import Actor, format_reference, onsite
 from triage.web.access import staff_required
-from triage.web.desk import template_helpers
+from triage.web.desk import form_version, template_helpers
 from triage.web.extensions import current_lang
 
 bp = Blueprint("queues", __name__, url_prefix="/queues")
@@ -161,14 +161,13 @@ def act(stream: str, reference: str, trigger: str) -> Response | tuple[str, int]
         abort(404)
     session = get_session()
     policy = effective_policy(session)
-    version_text = request.form.get("version", "")
     reason = request.form.get("reason")
     target = request.form.get("referral_target")
     try:
         encounter = onsite.queue_action(
             session, reference=reference, trigger=trigger, policy=policy, workflow=workflow(),
             actor=Actor.staff(g.staff), reason=reason, referral_target=target,
-            expected_version=int(version_text) if version_text.isdecimal() else None, stream=queue)
+            expected_version=form_version(request.form.get("version")), stream=queue)
     except DomainError as exc:
         session.rollback()
         lang = current_lang()
