@@ -49,6 +49,7 @@ from triage.services.core import (
     new_encounter,
     normalize_reference,
     transition,
+    usable_name,
 )
 from triage.services.staff import digest
 from triage.services.store import (
@@ -456,6 +457,8 @@ class WalkIn:
         name = " ".join((self.name or "").split()) or None
         if name and len(name) > 100:
             errors["name"] = ("姓名最多 100 个字。", "The name can be at most 100 characters.")
+        elif name and not usable_name(name):
+            errors["name"] = ("姓名中有不能使用的字符。", "The name contains characters that cannot be used.")
         phone = (self.phone or "").strip() or None
         if phone and not _PHONE.match(phone):
             errors["phone"] = ("请填写有效的电话号码（数字，可含空格或连字符）。",

@@ -53,6 +53,7 @@ from triage.services.core import (
     normalize_reference,
     queue_position,
     transition,
+    usable_name,
 )
 from triage.services.slots import (
     SlotOffer,
@@ -185,7 +186,7 @@ def validate_contact(name: str, phone: str) -> dict[str, tuple[str, str]]:
         errors["name"] = ("请填写就诊人姓名。", "Enter the patient's name.")
     elif len(clean) > NAME_MAX:
         errors["name"] = (f"姓名最多 {NAME_MAX} 个字。", f"The name can have at most {NAME_MAX} characters.")
-    elif any(not ch.isprintable() for ch in clean) or any(ch in "<>{}" for ch in clean):
+    elif not usable_name(clean):
         errors["name"] = ("姓名中有不能使用的字符。", "The name contains characters that cannot be used.")
     digits = normalize_phone(phone)
     if not (phone or "").strip():
