@@ -133,6 +133,8 @@ def test_lowering_a_critical_recommendation_is_403_for_a_nurse(app: Flask, clien
     ({**VITALS, "override": {"colour": "red"}}, "override.colour"),
     ({**VITALS, "version": "2"}, "version"),
     ({**VITALS, "shoe_size": 44}, "shoe_size"),
+    ({**VITALS, "context": {"outpatient_open": True}}, "context"),
+    ({**VITALS, "context": {"at": "2026-11-22T23:00:00+08:00", "region_risk_level": "low"}}, "context"),
 ])
 def test_invalid_triage_input_is_422_per_field(app: Flask, client: FlaskClient,
                                                token: Callable[[Role], dict[str, str]], body: dict[str, Any],
@@ -209,6 +211,7 @@ def test_a_walk_in_is_registered_and_ticketed_in_one_call(app: Flask, client: Fl
     ({"patient": {"age_years": 30}, "assessment": {"spo2": 140}}, "spo2"),
     ({"patient": {"age_years": 30}, "assessment": VITALS, "insurance": "x"}, "insurance"),
     ({"patient": "Wang", "assessment": VITALS}, "patient"),
+    ({"patient": {"age_years": 30}, "assessment": {**VITALS, "context": {"outpatient_open": False}}}, "context"),
 ])
 def test_invalid_walk_ins_are_422_and_leave_nothing(app: Flask, client: FlaskClient,
                                                     token: Callable[[Role], dict[str, str]], body: dict[str, Any],

@@ -153,6 +153,13 @@ def _assessment_input(body: dict[str, Any]) -> dict[str, Any]:
     if stage != "onsite":
         raise InvalidInput({"stage": ("此接口只接受现场分诊：stage 应为 onsite 或省略。",
                                       "This endpoint takes the on-site assessment: stage must be onsite or omitted.")})
+    if body.get("context") is not None:
+        # A stored decision is taken at the hospital's time under its policy: a caller's clock, opening hours or
+        # risk level would change the recommendation without an override and its reason in the audit.
+        raise InvalidInput({"context": ("现场分诊按医院的时间和策略评估，不接受 context"
+                                        "（仅用于 POST /api/v1/assessments 试算）。",
+                                        "On-site triage is assessed at the hospital's time under its policy: context "
+                                        "is only for what-if assessments (POST /api/v1/assessments).")})
     return body
 
 
@@ -322,7 +329,8 @@ SCHEMAS.update({
         "encounter": _ENCOUNTER_REF}},
     "OnsiteTriageInput": {"allOf": [{"$ref": "#/components/schemas/AssessmentInput"}, {"type": "object", "properties": {
         "override": _OVERRIDE, "version": {"type": "integer", "description": "The case's version (optimistic lock)"}}}],
-        "description": "The on-site assessment (stage onsite or omitted; age and sex default to the case's)."},
+        "description": "The on-site assessment (stage onsite or omitted; age and sex default to the case's; "
+                       "no context: the hospital's time and policy apply)."},
 })
 
 PATHS.update({
