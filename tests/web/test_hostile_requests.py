@@ -63,6 +63,7 @@ def test_a_form_field_sent_as_a_file_is_a_clear_422(client: FlaskClient, path: s
     "/supervisor/reports/weekly?week=0001-W01", "/supervisor/reports/weekly.csv?week=9999-W52",
     "/supervisor/quality?first=0001-01-01&last=0001-01-02", "/supervisor/audit?day=9999-12-31",
     "/supervisor/audit?staff=99999999999999999999999", "/supervisor/audit?before=9223372036854775807",
+    "/supervisor/audit?staff=" + "9" * 5000, "/supervisor/audit?before=" + "9" * 5000, "/supervisor/audit?staff=%D9%A3",
 ])
 def test_a_day_at_the_calendars_end_or_an_id_past_the_database_is_a_clear_422(
         login: Callable[[Role], FlaskClient], query: str) -> None:

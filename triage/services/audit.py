@@ -97,7 +97,8 @@ class LogFilter:
 def _row_id(text: str | None) -> bool:
     """Whether `text` can be a row's id: digits, and within the database's integer."""
     value = str(text or "").strip()
-    return value.isdecimal() and int(value) < 2**31
+    # ASCII digits and few of them: int() refuses more than 4,300 digits (a ValueError, not a message).
+    return value.isascii() and value.isdecimal() and len(value) <= 10 and int(value) < 2**31
 
 
 def parse_log_filter(*, staff: str | None, stream: str | None, day: str | None, before: str | None) -> LogFilter:

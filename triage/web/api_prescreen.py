@@ -269,8 +269,8 @@ def list_slots() -> Response:
     try:
         stream = Stream(request.args.get("stream", ""))
     except ValueError:
-        raise InvalidInput({"stream": ("stream 应为 fever、general 或 chronic。",
-                                       "stream must be fever, general or chronic.")}) from None
+        raise InvalidInput({"stream": ("stream 应为 fever、general、chronic 或 emergency。",
+                                       "stream must be fever, general, chronic or emergency.")}) from None
     first, last = booking_window(policy, now)
     days = [first.fromordinal(d) for d in range(first.toordinal(), last.toordinal() + 1)]
     if "day" in request.args:  # present but empty is a malformed day, not "any day"
