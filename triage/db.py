@@ -250,7 +250,7 @@ def serialize(session: Session, name: str) -> None:
     """
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.execute(_NAMED_LOCK, {"name": name})
+        run(connection, _NAMED_LOCK, {"name": name})
 
 
 # --- prebuilt statements on the DB-API cursor ------------------------------------------------------------------
