@@ -217,6 +217,8 @@ def test_unreadable_and_impossible_values_are_marked_beside_their_fields(app: Fl
     response = _triage(nurse, app, reference, heart_rate="fast")
     assert response.status_code == 422 and "Enter a number, for example 80." in response.text  # type: ignore[attr-defined]
     assert 'value="fast"' in response.text  # type: ignore[attr-defined]
+    response = _triage(nurse, app, reference, heart_rate="9_6")  # float() would read 96
+    assert response.status_code == 422 and "Enter a number, for example 80." in response.text  # type: ignore[attr-defined]
     response = _triage(nurse, app, reference, temperature_c="101.3")
     assert response.status_code == 422 and "looks like Fahrenheit" in response.text  # type: ignore[attr-defined]
     assert 'id="temperature_c-error"' in response.text  # type: ignore[attr-defined]

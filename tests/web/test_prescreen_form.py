@@ -99,6 +99,7 @@ CASES = [
     ({"phone": "12800138000"}, "A mobile number's second digit is 3 to 9; please check it."),
     ({"age_years": ""}, "Age is required (an estimate is fine for an unknown patient)."),
     ({"age_years": "forty"}, "Enter the age in whole years, for example 45 (0 for a baby)."),
+    ({"age_years": "3_3"}, "Enter the age in whole years, for example 45 (0 for a baby)."),
     ({"age_years": "130"}, "Age 130 years is outside the possible range 0–120 years; please re-check."),
     ({"age_years": "0"}, "For a baby under one year, give the age in days (age_days)."),
     ({"age_days": "twenty", "age_years": "0"}, "Enter the baby's age in whole days, for example 20."),

@@ -6,6 +6,7 @@ version, runs the declared effects and writes the transition log, all in the cal
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -71,8 +72,9 @@ _LOOKALIKES = str.maketrans("OIL", "011")
 
 
 def normalize_reference(text: str) -> str:
-    """Normalize what a scanner or a person typed: case, dashes, spaces, O/I/L read as digits."""
-    cleaned = text.strip().upper().replace("-", "").replace(" ", "")
+    """Normalize what a scanner or a person typed: full-width characters (a Chinese keyboard), case, dashes, spaces,
+    O/I/L read as digits."""
+    cleaned = unicodedata.normalize("NFKC", text).strip().upper().replace("-", "").replace(" ", "")
     cleaned = cleaned.translate(_LOOKALIKES)
     # A pass's QR code carries the status URL; accept the code at its end.
     if "/" in cleaned:

@@ -166,7 +166,7 @@ _SCREEN_CODES = frozenset(INFECTION_SYMPTOMS)
 def parse_number(text: str | None) -> int | float | None:
     """A number typed by a nurse: full-width digits and a Chinese comma as decimal point are accepted."""
     cleaned = unicodedata.normalize("NFKC", text or "").strip().replace("，", ".").replace(",", ".")
-    if not cleaned:
+    if not cleaned or "_" in cleaned:  # float() reads "3_3" as 33
         return None
     try:
         value = float(cleaned)

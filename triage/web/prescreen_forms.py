@@ -69,6 +69,8 @@ def _number(raw: str | None, *, whole: bool) -> float | int | None:
         return None
     for ch in "０１２３４５６７８９":  # full-width digits from a Chinese keyboard
         text = text.replace(ch, str("０１２３４５６７８９".index(ch)))
+    if "_" in text:  # float() reads "3_3" as 33
+        raise ValueError(text)
     value = float(text)  # ValueError is turned into the field's message by the caller
     if not math.isfinite(value):  # "inf", "1e999", "nan": no age, weeks or temperature
         raise ValueError(text)
