@@ -198,6 +198,9 @@ def test_a_walk_in_is_registered_and_ticketed_in_one_call(app: Flask, client: Fl
     assert [a["stage"] for a in detail["assessments"]] == ["onsite"]
     assert detail["assessments"][0]["inputs"]["arrival_mode"] == "ambulance"
     assert [h["trigger"] for h in detail["history"]] == ["create", "triage", "enqueue"]
+    agreeing = client.post("/api/v1/walk-ins", headers=token(), json={
+        "patient": {"age_years": 72.5, "sex": "F"}, "assessment": {**VITALS, "age_years": 72, "sex": "F"}})
+    assert agreeing.status_code == 201, agreeing.json
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -212,6 +215,8 @@ def test_a_walk_in_is_registered_and_ticketed_in_one_call(app: Flask, client: Fl
     ({"patient": {"age_years": 30}, "assessment": VITALS, "insurance": "x"}, "insurance"),
     ({"patient": "Wang", "assessment": VITALS}, "patient"),
     ({"patient": {"age_years": 30}, "assessment": {**VITALS, "context": {"outpatient_open": False}}}, "context"),
+    ({"patient": {"age_years": 50}, "assessment": {**VITALS, "age_years": 5}}, "assessment.age_years"),
+    ({"patient": {"age_years": 50, "sex": "F"}, "assessment": {**VITALS, "sex": "M"}}, "assessment.sex"),
 ])
 def test_invalid_walk_ins_are_422_and_leave_nothing(app: Flask, client: FlaskClient,
                                                     token: Callable[[Role], dict[str, str]], body: dict[str, Any],

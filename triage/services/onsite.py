@@ -512,6 +512,23 @@ def register_walk_in(session: Session, *, patient: WalkIn, policy: Policy, workf
     return encounter
 
 
+def _check_agrees(patient: WalkIn, data: Mapping[str, Any]) -> None:
+    """The patient's age and sex given twice (with the patient and in the assessment) must be the same."""
+    errors: dict[str, tuple[str, str]] = {}
+    age = data.get("age_years")
+    if (patient.age_years is not None and isinstance(age, (int, float)) and not isinstance(age, bool)
+            and math.isfinite(age) and math.floor(age) != math.floor(patient.age_years)):
+        errors["assessment.age_years"] = ("评估中的年龄与患者信息不一致：请只填一处，或改为一致。",
+                                          "The assessment's age differs from the patient's: give it once, or make "
+                                          "them agree.")
+    if patient.sex is not None and data.get("sex") in ("F", "M") and data["sex"] != patient.sex:
+        errors["assessment.sex"] = ("评估中的性别与患者信息不一致：请只填一处，或改为一致。",
+                                    "The assessment's sex differs from the patient's: give it once, or make them "
+                                    "agree.")
+    if errors:
+        raise InvalidInput(errors)
+
+
 def admit_walk_in(
     session: Session, *, patient: WalkIn, data: Mapping[str, Any], override: Override | None = None,
     policy: Policy, workflow: Workflow, actor: Actor, may_lower_critical: bool, now: datetime | None = None,
@@ -520,6 +537,7 @@ def admit_walk_in(
     now = now or utcnow()
     clean = patient.validated()
     data = dict(data)
+    _check_agrees(clean, data)
     data.setdefault("arrival_mode", clean.arrival_mode)
     if clean.age_years is not None and "age_years" not in data and "age_days" not in data:
         data["age_years"] = clean.age_years
