@@ -111,6 +111,7 @@ class Workflow:
                 zh=f"当前状态（{state_zh}）不允许此操作：{trigger_zh}。",
                 en=f"'{self.trigger_label(trigger, 'en')}' is not allowed while the case is "
                    f"'{self.state_label(case.state, 'en')}'.",
+                field="state",
             )
         if not self.machine.events[trigger].trigger(case):
             failed = next(

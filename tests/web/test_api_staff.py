@@ -236,6 +236,7 @@ def test_queue_events_follow_the_workflow(app: Flask, client: FlaskClient,
     url = f"/api/v1/encounters/{enc.reference}/events"
     premature = client.post(f"{url}/complete", headers=token())
     assert premature.status_code == 409 and "not allowed" in premature.json["message"]
+    assert premature.json["errors"] == [{"field": "state", "message": premature.json["message"]}]
     called = client.post(f"{url}/call", headers=token())
     assert called.status_code == 200 and called.json["encounter"]["state"] == "called"
     assert "mark_no_show" in called.json["encounter"]["available_actions"]
