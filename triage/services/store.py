@@ -238,8 +238,8 @@ def save(session: Session, encounter: EncounterRecord, assessment: AssessmentRec
         if changed:
             params = {f"v_{name}": getattr(encounter, name) for name in changed}
             params["b_id"] = encounter.id
-            logs = [{**row, "encounter_id": encounter.id} for row in encounter.pending_log]
-            if conn.dialect.name == "postgresql" and _one_shape(logs):
+            if conn.dialect.name == "postgresql" and _one_shape(encounter.pending_log):
+                logs = [{**row, "encounter_id": encounter.id} for row in encounter.pending_log]
                 # One round trip: the UPDATE and the audit rows' INSERT as data-modifying WITHs of the last INSERT.
                 params.update(_log_params(logs))
                 if assessment is not None:
@@ -283,6 +283,7 @@ def write_logs(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
 _MAX_LOG_ROWS = 8
 _LOG_INSERTS: dict[tuple[int, tuple[str, ...]], Any] = {}
 _UPDATES_WITH_LOGS: dict[tuple[tuple[str, ...], int, tuple[str, ...], bool], Any] = {}
+_INSERTS_WITH_LOGS: dict[tuple[int, tuple[str, ...]], Any] = {}
 
 
 def _one_shape(rows: Sequence[Mapping[str, Any]]) -> bool:
@@ -301,7 +302,6 @@ _ASSESSMENT_TAIL = tuple(name for name in _ASSESSMENT_COLUMNS if name != "encoun
 def _assessment_params(assessment: AssessmentRecord) -> dict[str, Any]:
     # Named apart from every column: a WITH'd UPDATE would take a column's name as one to set.
     return {f"a_{name}": getattr(assessment, name) for name in _ASSESSMENT_TAIL}
-_INSERTS_WITH_LOGS: dict[tuple[int, tuple[str, ...]], Any] = {}
 
 
 def _insert_with_logs(count: int, names: tuple[str, ...]) -> Any:

@@ -6,7 +6,6 @@ Enter to confirm the engine's recommendation: the triage form's first submit but
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -33,7 +32,7 @@ from triage.services import Actor, format_reference, onsite
 from triage.services.store import EncounterRecord
 from triage.web.access import SUPERVISORS, staff_required
 from triage.web.extensions import current_lang
-from triage.web.prescreen_forms import MultiCheckboxField
+from triage.web.prescreen_forms import MultiCheckboxField, read_number
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -164,17 +163,11 @@ _SCREEN_CODES = frozenset(INFECTION_SYMPTOMS)
 
 
 def parse_number(text: str | None) -> int | float | None:
-    """A number typed by a nurse: full-width digits and a Chinese comma as decimal point are accepted."""
-    cleaned = unicodedata.normalize("NFKC", text or "").strip().replace("，", ".").replace(",", ".")
-    if not cleaned or "_" in cleaned:  # float() reads "3_3" as 33
-        return None
+    """A number typed by a nurse (see read_number); None when blank or not a number."""
     try:
-        value = float(cleaned)
+        return read_number(text)
     except ValueError:
         return None
-    if value != value or value in (float("inf"), float("-inf")):
-        return None
-    return int(value) if value.is_integer() and "." not in cleaned else value
 
 
 def form_version(text: str | None) -> int | None:

@@ -8,6 +8,7 @@ JSON API validate the same way.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable
 from datetime import date
 from typing import Any, ClassVar
@@ -63,22 +64,30 @@ def _text(lang: str, zh: str, en: str) -> str:
     return en if lang == "en" else zh
 
 
-def _number(raw: str | None, *, whole: bool) -> float | int | None:
-    text = (raw or "").strip().replace("，", ".").replace(",", ".").replace("。", ".")
+def read_number(raw: str | None) -> int | float | None:
+    """A number as people type it, on a phone or at the desk: full-width characters (NFKC) and a comma or a Chinese
+    full stop as the decimal point. None when blank; ValueError when it is not a finite number ("inf", "nan", and
+    "3_3", which float() reads as 33). A whole number typed without a decimal point is an int."""
+    text = unicodedata.normalize("NFKC", raw or "").strip().replace(",", ".").replace("。", ".")
     if not text:
         return None
-    for ch in "０１２３４５６７８９":  # full-width digits from a Chinese keyboard
-        text = text.replace(ch, str("０１２３４５６７８９".index(ch)))
-    if "_" in text:  # float() reads "3_3" as 33
+    if "_" in text:
         raise ValueError(text)
-    value = float(text)  # ValueError is turned into the field's message by the caller
-    if not math.isfinite(value):  # "inf", "1e999", "nan": no age, weeks or temperature
+    value = float(text)
+    if not math.isfinite(value):
         raise ValueError(text)
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def _number(raw: str | None, *, whole: bool) -> float | int | None:
+    value = read_number(raw)  # ValueError is turned into the field's message by the caller
+    if value is None:
+        return None
     if whole:
         if value != int(value):
-            raise ValueError(text)
+            raise ValueError(raw)
         return int(value)
-    return value
+    return float(value)
 
 
 class PrescreenForm(FlaskForm):
