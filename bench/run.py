@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import yaml
 
@@ -325,7 +325,14 @@ def login(port: int, username: str) -> str:
         {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     if status != 302:
         raise RuntimeError(f"logging {username} in failed: {status}")
-    return headers["set-cookie"].split(";", 1)[0]
+    cookie = headers["set-cookie"].split(";", 1)[0]
+    # The cookie a browser holds once its first page is shown (the welcome message read, the page's CSRF token
+    # in the session): what a screen then polls with. The login's own cookie would make every request of the run
+    # add a CSRF token to the session and send the cookie again, as no browser does.
+    status, headers, _ = request(port, "GET", urlsplit(headers["location"]).path, headers={"Cookie": cookie})
+    if status != 200:
+        raise RuntimeError(f"{username}'s first page after logging in answered {status}")
+    return headers["set-cookie"].split(";", 1)[0] if "set-cookie" in headers else cookie
 
 
 # --- the load ----------------------------------------------------------------------------------------------

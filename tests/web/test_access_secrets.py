@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from flask import Flask
+from flask import Flask, request, session
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner
 from sqlmodel import SQLModel
@@ -112,6 +112,75 @@ def test_a_session_in_use_is_sent_again_once_a_minute_not_with_every_poll(
     offset[0] += 40
     refreshed = nurse.get("/queues/general/partial")
     assert refreshed.status_code == 200 and "session=" in refreshed.headers.get("Set-Cookie", "")
+
+
+def test_a_cookie_verified_once_is_still_refused_once_expired_or_altered(
+    app: Flask, login: Callable[[Role], FlaskClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each worker keeps the cookies it has verified (a screen polls with the same one): what it keeps still expires,
+    # and a cookie differing by one character is not the one it verified.
+    offset = [0]
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: int(time.time()) + offset[0])
+    nurse = login(Role.NURSE)
+    assert nurse.get("/desk/").status_code == 200
+    cookie = nurse.get_cookie("session")
+    assert cookie is not None
+    value = cookie.value
+    assert nurse.get("/queues/general/partial").status_code == 200  # verified, and kept
+    payload, _, signature = value.rpartition(".")
+    for altered in (f"{payload}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}", value[1:], value + "x"):
+        stranger = app.test_client()
+        stranger.set_cookie("session", altered)
+        assert stranger.get("/queues/general/partial").status_code == 302
+    offset[0] += int(app.permanent_session_lifetime.total_seconds()) + 60
+    replay = app.test_client()
+    replay.set_cookie("session", value)
+    assert replay.get("/queues/general/partial").status_code == 302
+
+
+def test_each_request_gets_its_own_copy_of_a_kept_session(app: Flask) -> None:
+    # A flashed message is a list changed in place: one request's change must not reach the next request made with
+    # the same cookie (as with a cookie decoded afresh).
+    interface = app.session_interface
+    with app.test_request_context("/"):
+        session["_flashes"] = [("info", "one")]
+        session["count"] = 1
+        response = app.response_class()
+        interface.save_session(app, session, response)
+    value = response.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+    with app.test_request_context("/", headers={"Cookie": f"session={value}"}):
+        first = interface.open_session(app, request)
+        assert first is not None
+        first["_flashes"].append(("info", "two"))
+    with app.test_request_context("/", headers={"Cookie": f"session={value}"}):
+        second = interface.open_session(app, request)
+    assert second is not None and second["_flashes"] == [("info", "one")] and second["count"] == 1
+
+
+def test_a_screens_csrf_token_is_signed_once_and_accepted(database_url: str) -> None:
+    app = make_app(database_url, WTF_CSRF_ENABLED=True)
+
+    def token(client: FlaskClient, path: str) -> str:
+        found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get(path).get_data(as_text=True))
+        assert found is not None
+        return found.group(1)
+
+    def logged_in(name: str, role: Role) -> FlaskClient:
+        with db(app) as s:
+            staff.create_user(s, username=name, password=PASSWORD, role=role)
+        client = app.test_client()
+        form = {"username": name, "password": PASSWORD, "csrf_token": token(client, "/login")}
+        assert client.post("/login", data=form).status_code == 302
+        return client
+
+    nurse, supervisor = logged_in("screen", Role.NURSE), logged_in("lead", Role.SUPERVISOR)
+    polled = {token(nurse, "/queues/general/partial") for _ in range(3)}
+    assert polled == {token(nurse, "/desk/")}  # signed once for the session, the same on every page
+    assert token(supervisor, "/desk/") not in polled  # another session, another token
+    assert supervisor.post("/logout", data={"csrf_token": next(iter(polled))}).status_code == 400  # not theirs
+    assert nurse.post("/logout", data={"csrf_token": token(nurse, "/queues/general/partial")}).status_code == 302
+    assert nurse.get("/desk/").status_code == 302  # logged out: the token was accepted
+    app.extensions["triage.db"].dispose()
 
 
 # --- stored secrets -------------------------------------------------------------------------------------------

@@ -59,9 +59,7 @@ def statements(app: Flask) -> Iterator[Seen]:
             if conn.engine is database.read_engine:
                 seen.reads.append(seen[-1])
 
-    # PostgreSQL's read engine is the write engine with other options: it shares the write engine's listeners.
-    shared = database.read_engine.pool is database.engine.pool
-    engines = [database.engine] if shared else [database.engine, database.read_engine]
+    engines = [database.engine, database.read_engine]
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     try:

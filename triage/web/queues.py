@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_wtf.csrf import generate_csrf as csrf_token
 from werkzeug.wrappers import Response
 
 from triage.db import get_session
@@ -24,7 +23,7 @@ from triage.models import utcnow
 from triage.services import Actor, format_reference, onsite
 from triage.web.access import staff_required
 from triage.web.desk import form_version, template_helpers
-from triage.web.extensions import current_lang
+from triage.web.extensions import csrf_token, current_lang
 
 bp = Blueprint("queues", __name__, url_prefix="/queues")
 bp.context_processor(template_helpers)
