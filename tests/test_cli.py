@@ -107,6 +107,15 @@ def test_users_create_refuses_bad_input_clearly(fresh_db: dict[str, str]) -> Non
     assert unknown.returncode != 0 and "No such user" in unknown.stderr
 
 
+def test_users_create_refuses_a_display_name_with_control_characters(fresh_db: dict[str, str]) -> None:
+    escaped = run(["users", "create", "wang", "--role", "nurse", "--display-name", "Wang\x1b[2J"], fresh_db,
+                  stdin="a-good-password\n")
+    assert escaped.returncode != 0 and "The name contains characters that cannot be used." in escaped.stderr
+    created = run(["users", "create", "wang", "--role", "nurse", "--display-name", "王护士"], fresh_db,
+                  stdin="a-good-password\n")
+    assert created.returncode == 0, created.stderr  # nothing was left behind by the refusal
+
+
 def test_workflows_check_and_draw() -> None:
     check = run(["workflows", "check"], {})
     assert check.returncode == 0, check.stderr

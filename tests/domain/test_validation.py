@@ -10,6 +10,7 @@ import pytest
 from tests.domain.conftest import OPEN, healthy_adult
 from triage.domain.assessment import Assessment, assess
 from triage.domain.policy import Policy
+from triage.domain.validation import usable_name
 
 
 def check(policy: Policy, data: Any) -> Assessment:
@@ -245,3 +246,14 @@ def test_every_message_exists_in_both_languages(policy: Policy) -> None:
 def test_absurd_values_are_rejected_without_raising(policy: Policy, data: Any) -> None:
     result = check(policy, data)
     assert result.outcome == "reject" and result.errors
+
+
+# --- names: one check for patients' and staff names -------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "usable"), [
+    ("张三", True), ("阿依古丽·买买提", True), ("Ayşe Ñúñez", True), ("O'Brien-Smith", True), ("李 雷", True),
+    ("Wang\x1b[2J", False), ("\u202eevil\u202c", False), ("Zhang\u200fLi", False), ("a\x00b", False),
+    ("Li\u2028Wei", False), ("tab\there", False), ("<b>Li</b>", False), ("{{ 7*7 }}", False),
+])
+def test_a_name_is_usable_when_every_character_is_printable_and_none_is_markup(name: str, usable: bool) -> None:
+    assert usable_name(name) is usable

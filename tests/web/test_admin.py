@@ -85,6 +85,32 @@ def test_account_errors_are_shown_beside_their_fields(admin: FlaskClient, data: 
     assert data["password"] not in response.text
 
 
+@pytest.mark.parametrize("display_name", [
+    "Wang\x1b[2J", "\u202eevil\u202c", "Li\u0007", "Zhang\u200fLi", "<b>Li</b>", "{{ 7*7 }}", "Li\u2028Wei",
+], ids=["escape", "bidi-override", "bell", "rtl-mark", "markup", "template", "line-separator"])
+@pytest.mark.parametrize(("lang", "message"), [
+    ("zh", "姓名中有不能使用的字符。"), ("en", "The name contains characters that cannot be used."),
+])
+def test_a_display_name_with_control_or_markup_characters_is_refused_like_a_patients(
+        app: Flask, admin: FlaskClient, display_name: str, lang: str, message: str) -> None:
+    response = admin.post("/admin/staff", data={"username": "nurse.li", "display_name": display_name,
+                                                "role": "nurse", "password": "a-long-password"},
+                          headers={"Accept-Language": lang})
+    assert response.status_code == 422
+    assert message in response.text
+    with db(app) as s:
+        assert s.exec(select(StaffUser).where(StaffUser.username == "nurse.li")).first() is None
+
+
+def test_a_display_name_in_any_script_is_kept(app: Flask, admin: FlaskClient) -> None:
+    response = admin.post("/admin/staff", data={"username": "nurse.a", "display_name": "  Ayşe Ñúñez 阿依古丽·买买提 ",
+                                                "role": "nurse", "password": "a-long-password"})
+    assert response.status_code == 302
+    with db(app) as s:
+        user = s.exec(select(StaffUser).where(StaffUser.username == "nurse.a")).one()
+        assert user.display_name == "Ayşe Ñúñez 阿依古丽·买买提"
+
+
 def test_a_username_typed_in_full_width_logs_in(app: Flask, make_user: Callable[..., StaffUser]) -> None:
     make_user("nurse01", Role.NURSE)  # a Chinese keyboard in full-width mode types ｎｕｒｓｅ０１
     _log_in(app, "ｎｕｒｓｅ０１")

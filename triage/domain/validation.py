@@ -3,6 +3,8 @@
 The plausibility limits here are physical and physiological facts (a saturation cannot pass 100 %, a
 living patient's temperature stays within 30-43 °C), not hospital choices, so they live in code, not in
 the policy file.
+
+The one check of a name a person typed (a patient's, a colleague's) lives here too: `usable_name`.
 """
 
 from __future__ import annotations
@@ -325,6 +327,17 @@ class _Checker:
         self.fail(field, f"时间格式应为 2020-03-01T09:30:00+08:00（收到 {_show(value)}）",
                   f"The time must look like 2020-03-01T09:30:00+08:00 (got {_show(value)}).")
         return None
+
+
+# --- names people type (patients, staff) ------------------------------------------------------------------------
+
+UNUSABLE_NAME = ("姓名中有不能使用的字符。", "The name contains characters that cannot be used.")
+
+
+def usable_name(name: str) -> bool:
+    """Whether a person's name can be stored and shown on screens: printable, no markup characters."""
+    # Control characters (a terminal's escapes) and bidi overrides (U+202E) would garble or disguise it.
+    return all(ch.isprintable() and ch not in "<>{}" for ch in name)
 
 
 def read_id(data: Any) -> str | int | None:

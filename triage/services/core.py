@@ -87,12 +87,6 @@ def format_reference(reference: str) -> str:
     return f"{reference[:4]}-{reference[4:]}" if len(reference) == REFERENCE_LENGTH else reference
 
 
-def usable_name(name: str) -> bool:
-    """Whether a patient's name can be stored and shown on screens: printable, no markup characters."""
-    # Control characters (a terminal's escapes) and bidi overrides (U+202E) would garble or disguise it.
-    return all(ch.isprintable() and ch not in "<>{}" for ch in name)
-
-
 # --- the one transition function -------------------------------------------------------------------
 
 

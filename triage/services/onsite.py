@@ -37,6 +37,7 @@ from triage.domain.queue import (
     measure_wait,
     priority_sort,
 )
+from triage.domain.validation import UNUSABLE_NAME, usable_name
 from triage.models import QUEUE_CHANGE_SQL, Assessment, Encounter, Origin, TransitionLog, utcnow
 from triage.services import store
 from triage.services.core import (
@@ -49,7 +50,6 @@ from triage.services.core import (
     new_encounter,
     normalize_reference,
     transition,
-    usable_name,
 )
 from triage.services.staff import digest
 from triage.services.store import (
@@ -458,7 +458,7 @@ class WalkIn:
         if name and len(name) > 100:
             errors["name"] = ("姓名最多 100 个字。", "The name can be at most 100 characters.")
         elif name and not usable_name(name):
-            errors["name"] = ("姓名中有不能使用的字符。", "The name contains characters that cannot be used.")
+            errors["name"] = UNUSABLE_NAME
         phone = (self.phone or "").strip() or None
         if phone and not _PHONE.match(phone):
             errors["phone"] = ("请填写有效的电话号码（数字，可含空格或连字符）。",

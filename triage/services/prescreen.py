@@ -37,6 +37,7 @@ from triage.domain.assessment import assess
 from triage.domain.errors import Conflict, InvalidInput, NotFound
 from triage.domain.policy import Policy, Stream
 from triage.domain.queue import estimated_wait_minutes, priority_sort
+from triage.domain.validation import UNUSABLE_NAME, usable_name
 from triage.domain.vocabulary import EXPOSURES, SYMPTOM_BY_CODE
 from triage.models import CallbackRequest, ContactAttempt, Encounter, Origin, utcnow
 from triage.notify import Notifier, Outgoing, commit_and_deliver, queue_message
@@ -53,7 +54,6 @@ from triage.services.core import (
     normalize_reference,
     queue_position,
     transition,
-    usable_name,
 )
 from triage.services.slots import (
     SlotOffer,
@@ -187,7 +187,7 @@ def validate_contact(name: str, phone: str) -> dict[str, tuple[str, str]]:
     elif len(clean) > NAME_MAX:
         errors["name"] = (f"姓名最多 {NAME_MAX} 个字。", f"The name can have at most {NAME_MAX} characters.")
     elif not usable_name(clean):
-        errors["name"] = ("姓名中有不能使用的字符。", "The name contains characters that cannot be used.")
+        errors["name"] = UNUSABLE_NAME
     digits = normalize_phone(phone)
     if not (phone or "").strip():
         errors["phone"] = ("请填写手机号码，以便医院联系您。", "Enter a phone number so the hospital can reach you.")

@@ -19,12 +19,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from triage.db import run, serialize
 from triage.domain.errors import Conflict, InvalidInput, NotFound
+from triage.domain.validation import UNUSABLE_NAME, usable_name
 from triage.models import ApiToken, Role, StaffStamp, StaffUser
 
 USER = StaffUser.__table__  # type: ignore[attr-defined]
 TOKEN = ApiToken.__table__  # type: ignore[attr-defined]
 STAMP = StaffStamp.__table__  # type: ignore[attr-defined]
 ADMINS_LOCK = "staff.active_admins"
+DISPLAY_NAME_MAX = 100  # staff_user.display_name
 
 
 def digest(secret: str) -> str:
@@ -40,12 +42,19 @@ def canonical_username(text: str) -> str:
 def create_user(session: Session, *, username: str, password: str, role: Role,
                 display_name: str | None = None) -> StaffUser:
     """Create a staff account with a hashed password; commits. A name that differs from another only by case is
-    taken: "Admin" beside "admin" would be one person to a reader of the audit log."""
+    taken: "Admin" beside "admin" would be one person to a reader of the audit log. The name shown to colleagues
+    (the username when none is given) passes the same check as a patient's name."""
     username = canonical_username(username)
+    shown = (display_name or "").strip() or username
     errors: dict[str, tuple[str, str]] = {}
     if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
         errors["username"] = ("用户名只能包含字母、数字、点、下划线和连字符（最多64个字符）。",
                               "Usernames use letters, digits, dots, underscores and hyphens (at most 64).")
+    if len(shown) > DISPLAY_NAME_MAX:
+        errors["display_name"] = (f"显示的姓名最多 {DISPLAY_NAME_MAX} 个字。",
+                                  f"The name shown to colleagues can have at most {DISPLAY_NAME_MAX} characters.")
+    elif not usable_name(shown):
+        errors["display_name"] = UNUSABLE_NAME
     if len(password) < 8:
         errors["password"] = ("密码至少8个字符。", "The password must have at least 8 characters.")
     if errors:
@@ -53,7 +62,7 @@ def create_user(session: Session, *, username: str, password: str, role: Role,
     taken = Conflict("该用户名已存在。", "This username is already taken.", field="username")
     if session.exec(select(StaffUser).where(func.lower(StaffUser.username) == username.lower())).first() is not None:
         raise taken
-    user = StaffUser(username=username, display_name=(display_name or username).strip()[:100],
+    user = StaffUser(username=username, display_name=shown,
                      role=role.value, password_hash=generate_password_hash(password))
     session.add(user)
     try:
