@@ -124,6 +124,19 @@ def test_lowering_a_critical_recommendation_is_403_for_a_nurse(app: Flask, clien
     assert allowed.status_code == 200 and allowed.json["decision"]["final"]["cn_level"] == 4
 
 
+@pytest.mark.parametrize("level", ["1", "", " 2", True, False, 1.0, [1], {"level": 1}, 0, 5, -1, 2**70])
+def test_an_override_level_is_a_json_integer_from_1_to_4(app: Flask, client: FlaskClient,
+                                                         token: Callable[[Role], dict[str, str]], level: Any) -> None:
+    reference = _case(app)
+    client.post(f"/api/v1/encounters/{reference}/check-in", headers=token())
+    response = client.post(f"/api/v1/encounters/{reference}/triage", headers=token(), json={
+        **VITALS, "override": {"stream": "emergency", "cn_level": level, "reason": "chest tightness"}})
+    assert response.status_code == 422
+    errors = {e["field"]: e["message"] for e in response.json["errors"]}
+    assert list(errors) == ["override.cn_level"] and "1, 2, 3 or 4" in errors["override.cn_level"]
+    assert state_of(app, reference).state == "arrived"
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({**VITALS, "temperature_c": 99.5}, "temperature_c"),
     ({**VITALS, "spo2": "high"}, "spo2"),

@@ -129,7 +129,13 @@ def _override(value: Any) -> onsite.Override:
     if unknown:
         raise InvalidInput({f"override.{unknown[0]}": ("无法识别的字段：请使用 stream、cn_level、reason。",
                                                        "Unknown field; use stream, cn_level and reason.")})
-    return onsite.Override.parse(data.get("stream"), data.get("cn_level"), data.get("reason"))
+    level = data.get("cn_level")
+    # The desk form sends "1" as text; JSON has numbers, and the OpenAPI document promises an integer.
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        raise InvalidInput({"override.cn_level": (
+            "override.cn_level 应为 JSON 数字 1、2、3 或 4（不是文字，也不是 true/false）。",
+            "override.cn_level must be a JSON number: 1, 2, 3 or 4 (not text, not true/false).")})
+    return onsite.Override.parse(data.get("stream"), level, data.get("reason"))
 
 
 def _version(value: Any) -> int | None:
