@@ -3,6 +3,7 @@ Chinese and English, and nothing is decided."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -246,6 +247,23 @@ def test_every_message_exists_in_both_languages(policy: Policy) -> None:
 def test_absurd_values_are_rejected_without_raising(policy: Policy, data: Any) -> None:
     result = check(policy, data)
     assert result.outcome == "reject" and result.errors
+
+
+@pytest.mark.parametrize(("field", "value", "shown"), [
+    ("age_years", 10**300, "1" + "0" * 36 + "..."),
+    ("age_years", int("1" * 300), "1" * 37 + "..."),
+    ("age_years", -(10**50), "-1" + "0" * 35 + "..."),
+    ("age_years", 10**5000, "1" + "0" * 36 + "..."),  # past what str() converts
+    ("age_years", 1e300, "1" + "0" * 36 + "..."),
+    ("temperature_c", 1e6, "1000000"),
+    ("heart_rate", 123456789.0, "123456789"),
+    ("spo2", 1e-7, "0.0000001"),
+], ids=["1e300-int", "300-ones", "-1e50", "1e5000", "1e300-float", "1e6", "123456789.0", "1e-7"])
+def test_absurd_numbers_are_echoed_in_plain_digits_cut_like_text(policy: Policy, field: str, value: float,
+                                                                 shown: str) -> None:
+    zh, en = rejected(policy, **{field: value})[field]
+    assert f" {shown}" in en and f" {shown}" in zh
+    assert not re.search(r"\de[+-]?\d", en + zh)  # no 1e+06, 1e-07 nor 1e40+
 
 
 # --- names: one check for patients' and staff names -------------------------------------------------------------

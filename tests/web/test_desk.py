@@ -225,6 +225,19 @@ def test_unreadable_and_impossible_values_are_marked_beside_their_fields(app: Fl
     assert state_of(app, reference).state == "arrived"
 
 
+@pytest.mark.parametrize(("age", "shown"), [("1" * 300, "1" * 37 + "..."), ("9" * 41, "9" * 37 + "..."),
+                                           ("1e50", "1" + "0" * 36 + "..."), ("1000000", "1000000")],
+                         ids=["300-ones", "41-nines", "1e50", "a-million"])
+def test_an_absurd_age_gets_the_out_of_range_message_in_plain_digits(app: Flask, nurse: FlaskClient, age: str,
+                                                                     shown: str) -> None:
+    reference = _arrived(app, nurse)
+    response = _triage(nurse, app, reference, age_years=age)
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert f"Age {shown} years is outside the possible range 0–120 years" in response.text  # type: ignore[attr-defined]
+    assert "1e40" not in response.text and not re.search(r"\de\+\d", response.text)  # type: ignore[attr-defined]
+    assert state_of(app, reference).state == "arrived"
+
+
 def test_an_override_without_a_reason_is_refused_and_the_form_kept(app: Flask, nurse: FlaskClient) -> None:
     reference = _arrived(app, nurse)
     response = _triage(nurse, app, reference, override_stream="emergency", override_level="3")

@@ -101,6 +101,9 @@ CASES = [
     ({"age_years": "forty"}, "Enter the age in whole years, for example 45 (0 for a baby)."),
     ({"age_years": "3_3"}, "Enter the age in whole years, for example 45 (0 for a baby)."),
     ({"age_years": "130"}, "Age 130 years is outside the possible range 0–120 years; please re-check."),
+    ({"age_years": "1" * 300},  # its own digits, cut: not 1e40+, nor a float's 11111111111111111694...
+     "Age " + "1" * 37 + "... years is outside the possible range 0–120 years; please re-check."),
+    ({"age_years": "１" * 400}, "Age " + "1" * 37 + "... years is outside the possible range 0–120 years"),
     ({"age_years": "0"}, "For a baby under one year, give the age in days (age_days)."),
     ({"age_days": "twenty", "age_years": "0"}, "Enter the baby's age in whole days, for example 20."),
     ({"sex": None}, "Choose the sex."),
@@ -112,6 +115,7 @@ CASES = [
     ({"temperature_c": "hot"}, "Enter the temperature as a number, for example 37.5."),
     ({"temperature_c": "101.3"}, "Temperature 101.3 looks like Fahrenheit (about 38.5 °C)."),
     ({"temperature_c": "25"}, "Temperature 25 °C is outside the possible range 30.0–43.0 °C; please re-check."),
+    ({"temperature_c": "1000000"}, "Temperature 1000000 °C is outside the possible range 30.0–43.0 °C"),  # not 1e+06
     ({"epi": None}, "Answer this question: tick what applies, or “None of these”."),
     ({"epi": ["none", "contact_case_14d"]}, "You ticked “None of these” and a situation: tick only what is true."),
     ({"epi": ["bogus"]}, "“bogus” is not one of the choices here."),

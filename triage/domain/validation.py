@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from triage.domain.clinical import DAYS_PER_YEAR
@@ -154,20 +155,31 @@ _DEFAULTS: dict[str, Any] = {
 }
 # A pregnancy below this age is treated as a data-entry error (age or pregnancy typed in the wrong row).
 _MIN_PREGNANCY_AGE_YEARS = 10
+_STR_LIMIT = 10**4000  # str() refuses ints past 4300 digits (sys.get_int_max_str_digits)
 
 
 def _show(value: Any) -> str:
-    """A short, safe rendering of a value the user sent."""
+    """A short, safe rendering of a value the user sent: numbers in plain digits (a person typed 1000000, not
+    1e+06), anything past 40 characters cut to its first 37 and "..."."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        # str() refuses ints past 4300 digits; no such value is worth printing in full anyway
-        text = str(value) if -10**40 < value < 10**40 else ("-" if value < 0 else "") + "1e40+"
+        text = str(value) if -_STR_LIMIT < value < _STR_LIMIT else _leading_digits(value)
     elif isinstance(value, float):
         text = f"{value:g}"
+        if "e" in text:
+            text = format(Decimal(repr(value)), "f")  # the shortest digits that read back as the value
+            text = text.rstrip("0").rstrip(".") if "." in text else text
     else:
         text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _leading_digits(value: int) -> str:
+    """The sign and first digits of a whole number too long for str(), then "..."."""
+    size = abs(value)
+    extra = int(math.log10(size)) - 45  # keep about 45 digits: str() of them all would raise
+    return ("-" if value < 0 else "") + str(size // 10**extra) + "..."
 
 
 def _name(key: Any) -> str:
