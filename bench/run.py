@@ -63,12 +63,14 @@ class Scale:
     """How big and how long: the full benchmark, or the smoke run of the test suite."""
 
     encounters: int = 1_000_000
-    seconds: float = 6.0
-    floor_seconds: float = 3.0
+    # 5 s per operation and 2 s per floor (wrk takes whole seconds): both databases within 5 minutes even on this
+    # VM's slowest days (5 min 38 s with 6 s and 3 s on 2026-12-02, engine 13,500 assessments/s).
+    seconds: float = 5.0
+    floor_seconds: float = 2.0
     mix_seconds: float = 10.0
     connections: int = 16
     wrk_threads: int = 2
-    # Codes are consumed once: enough for 6 s of the fastest VM seen (1,200 check-ins/s, 800 triages/s) twice over.
+    # Codes are consumed once: enough for 5 s of the fastest VM seen (1,200 check-ins/s, 800 triages/s) twice over.
     check_in_pool: int = 15_000
     triage_pool: int = 10_000
     mix_pool: int = 2_000
