@@ -295,10 +295,24 @@ def test_a_walk_in_is_registered_arrived_with_its_audit_row(app: Flask, session:
     assert _log(session, enc) == [("create", None, "arrived", None)]
 
 
+@pytest.mark.parametrize(("typed", "age"), [("６７", 67), ("67,5", 67), (" 8。5 ", 8), (41, 41), (0.5, 0)])
+def test_a_walk_ins_age_is_read_as_the_desks_other_numbers(app: Flask, session: Session, typed: object,
+                                                            age: int) -> None:
+    enc = onsite.register_walk_in(session, patient=onsite.WalkIn(age_years=typed), policy=base_policy(),
+                                  workflow=workflow(), actor=staff_actor(session))
+    assert enc.age_years == age
+
+
 @pytest.mark.parametrize(("patient", "fields"), [
     (onsite.WalkIn(), {"age_years"}),
     (onsite.WalkIn(age_years="old"), {"age_years"}),
     (onsite.WalkIn(age_years=130), {"age_years"}),
+    (onsite.WalkIn(age_years="3_3"), {"age_years"}),  # float() reads 33
+    (onsite.WalkIn(age_years="nan"), {"age_years"}),
+    (onsite.WalkIn(age_years=float("inf")), {"age_years"}),
+    (onsite.WalkIn(age_years=True), {"age_years"}),
+    (onsite.WalkIn(age_years="1" * 400), {"age_years"}),
+    (onsite.WalkIn(age_years="  "), {"age_years"}),
     (onsite.WalkIn(age_years=30, sex="X"), {"sex"}),
     (onsite.WalkIn(age_years=30, phone="call me"), {"phone"}),
     (onsite.WalkIn(age_years=30, arrival_mode="bicycle"), {"arrival_mode"}),

@@ -10,6 +10,8 @@ The one check of a name a person typed (a patient's, a colleague's) lives here t
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -339,6 +341,35 @@ class _Checker:
         self.fail(field, f"时间格式应为 2020-03-01T09:30:00+08:00（收到 {_show(value)}）",
                   f"The time must look like 2020-03-01T09:30:00+08:00 (got {_show(value)}).")
         return None
+
+
+# --- numbers people type (a phone's form, the desk) -------------------------------------------------------------
+
+_WHOLE = re.compile(r"[+-]?\d+")
+
+
+def read_number(raw: str | None) -> int | float | None:
+    """A number as people type it, on a phone or at the desk: full-width characters (NFKC) and a comma or a Chinese
+    full stop as the decimal point. None when blank; ValueError when it is not a finite number ("inf", "nan", and
+    "3_3", which float() reads as 33; a whole number past 4300 digits). A whole number typed without a decimal point
+    is an int, with the digits typed."""
+    text = unicodedata.normalize("NFKC", raw or "").strip().replace(",", ".").replace("。", ".")
+    if not text:
+        return None
+    if "_" in text:
+        raise ValueError(text)
+    if _WHOLE.fullmatch(text):
+        return int(text)  # exactly as typed: float() would read 300 ones as 11111111111111111694...
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return whole_number(value) if value.is_integer() and "." not in text else value
+
+
+def whole_number(value: float) -> int:
+    """A whole float as the digits it reads back from: 1e50 as 1 and 50 zeros (int(1e50) is 100000000000000007629...,
+    shown so in an out-of-range message)."""
+    return int(Decimal(repr(value)))
 
 
 # --- names people type (patients, staff) ------------------------------------------------------------------------

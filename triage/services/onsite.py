@@ -37,7 +37,7 @@ from triage.domain.queue import (
     measure_wait,
     priority_sort,
 )
-from triage.domain.validation import UNUSABLE_NAME, usable_name
+from triage.domain.validation import UNUSABLE_NAME, read_number, usable_name
 from triage.models import QUEUE_CHANGE_SQL, Assessment, Encounter, Origin, TransitionLog, utcnow
 from triage.services import store
 from triage.services.core import (
@@ -464,15 +464,17 @@ class WalkIn:
             errors["phone"] = ("请填写有效的电话号码（数字，可含空格或连字符）。",
                                "Enter a valid phone number (digits, spaces or hyphens).")
         age: float | None = None
-        if self.age_years in (None, ""):
+        try:  # a JSON number from the API, or text typed at the desk (read as the desk's other numbers are)
+            typed = self.age_years if isinstance(self.age_years, (int, float)) else read_number(
+                None if self.age_years is None else str(self.age_years))
+        except ValueError:
+            typed = math.nan
+        if typed is None:
             errors["age_years"] = ("请填写年龄（不确定时可估计）。", "Enter the age (an estimate is fine).")
+        elif isinstance(typed, bool) or not 0 <= typed <= 120:  # NaN and infinities compare false
+            errors["age_years"] = ("年龄应为 0–120 之间的数字。", "The age must be a number from 0 to 120.")
         else:
-            try:
-                age = float(str(self.age_years).strip())
-            except ValueError:
-                age = None
-            if isinstance(self.age_years, bool) or age is None or not math.isfinite(age) or not 0 <= age <= 120:
-                errors["age_years"] = ("年龄应为 0–120 之间的数字。", "The age must be a number from 0 to 120.")
+            age = float(typed)
         sex = (self.sex or "").strip().upper() or None
         if sex is not None and sex not in ("F", "M"):
             errors["sex"] = ("性别应为 F（女）或 M（男）。", "Sex must be F (female) or M (male).")

@@ -24,6 +24,7 @@ from triage.domain.assessment import Assessment as EngineResult
 from triage.domain.errors import Conflict, DomainError, InvalidInput
 from triage.domain.policy import Stream
 from triage.domain.queue import priority_label
+from triage.domain.validation import read_number
 from triage.domain.vocabulary import CONDITIONS, EXPOSURE_BY_CODE, EXPOSURES, INFECTION_SYMPTOMS, NEEDS, SYMPTOMS, label
 from triage.hospital import base_policy, effective_policy, workflow
 from triage.models import Assessment as AssessmentRecord
@@ -32,7 +33,7 @@ from triage.services import Actor, format_reference, onsite
 from triage.services.store import EncounterRecord
 from triage.web.access import SUPERVISORS, staff_required
 from triage.web.extensions import current_lang
-from triage.web.prescreen_forms import MultiCheckboxField, read_number
+from triage.web.prescreen_forms import MultiCheckboxField
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 

@@ -7,12 +7,8 @@ JSON API validate the same way.
 
 from __future__ import annotations
 
-import math
-import re
-import unicodedata
 from collections.abc import Iterable
 from datetime import date
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from flask_babel import gettext as _
@@ -33,6 +29,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from triage.domain.policy import Policy
+from triage.domain.validation import read_number, whole_number
 from triage.domain.vocabulary import CONDITIONS, EXPOSURES, NEEDS, SYMPTOMS
 from triage.services.contacts import CONTACT_CHANNELS, CONTACT_OUTCOMES, MANUAL_OUTCOMES, label
 from triage.services.slots import describe_day
@@ -66,33 +63,6 @@ def _text(lang: str, zh: str, en: str) -> str:
     return en if lang == "en" else zh
 
 
-_WHOLE = re.compile(r"[+-]?\d+")
-
-
-def read_number(raw: str | None) -> int | float | None:
-    """A number as people type it, on a phone or at the desk: full-width characters (NFKC) and a comma or a Chinese
-    full stop as the decimal point. None when blank; ValueError when it is not a finite number ("inf", "nan", and
-    "3_3", which float() reads as 33; a whole number past 4300 digits). A whole number typed without a decimal point
-    is an int, with the digits typed."""
-    text = unicodedata.normalize("NFKC", raw or "").strip().replace(",", ".").replace("。", ".")
-    if not text:
-        return None
-    if "_" in text:
-        raise ValueError(text)
-    if _WHOLE.fullmatch(text):
-        return int(text)  # exactly as typed: float() would read 300 ones as 11111111111111111694...
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return _whole(value) if value.is_integer() and "." not in text else value
-
-
-def _whole(value: float) -> int:
-    """A whole float as the digits it reads back from: 1e50 as 1 and 50 zeros (int(1e50) is 100000000000000007629...,
-    shown so in an out-of-range message)."""
-    return int(Decimal(repr(value)))
-
-
 def _number(raw: str | None, *, whole: bool) -> float | int | None:
     value = read_number(raw)  # ValueError is turned into the field's message by the caller
     if value is None:
@@ -100,7 +70,7 @@ def _number(raw: str | None, *, whole: bool) -> float | int | None:
     if whole:
         if value != int(value):
             raise ValueError(raw)
-        return value if isinstance(value, int) else _whole(value)
+        return value if isinstance(value, int) else whole_number(value)
     return float(value)
 
 
