@@ -80,15 +80,21 @@ def test_guessing_one_visits_phone_number_from_many_addresses_is_rate_limited(da
 # --- sessions -------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def offset(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Seconds added to the server's clock for signed cookies (itsdangerous's timestamps): `offset[0] += n`."""
+    moved = [0]
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: int(time.time()) + moved[0])
+    return moved
+
+
 def test_the_server_refuses_a_session_older_than_its_lifetime(
-    app: Flask, login: Callable[[Role], FlaskClient], monkeypatch: pytest.MonkeyPatch
+    app: Flask, login: Callable[[Role], FlaskClient], offset: list[int]
 ) -> None:
     # The browser would drop the expired cookie by itself; a copied cookie must fail on the server too. The
     # signed cookie carries its time: move the server's clock instead of waiting for the configured lifetime.
     lifetime = int(app.permanent_session_lifetime.total_seconds())
     assert timedelta(seconds=lifetime) <= timedelta(hours=12)
-    offset = [0]
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: int(time.time()) + offset[0])
     nurse = login(Role.NURSE)
     assert nurse.get("/desk/").status_code == 200
     offset[0] += lifetime - 60
@@ -101,10 +107,8 @@ def test_the_server_refuses_a_session_older_than_its_lifetime(
 
 
 def test_a_session_in_use_is_sent_again_once_a_minute_not_with_every_poll(
-    app: Flask, login: Callable[[Role], FlaskClient], monkeypatch: pytest.MonkeyPatch
+    app: Flask, login: Callable[[Role], FlaskClient], offset: list[int]
 ) -> None:
-    offset = [0]
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: int(time.time()) + offset[0])
     nurse = login(Role.NURSE)
     assert nurse.get("/desk/").status_code == 200
     offset[0] += 30
@@ -115,12 +119,10 @@ def test_a_session_in_use_is_sent_again_once_a_minute_not_with_every_poll(
 
 
 def test_a_cookie_verified_once_is_still_refused_once_expired_or_altered(
-    app: Flask, login: Callable[[Role], FlaskClient], monkeypatch: pytest.MonkeyPatch
+    app: Flask, login: Callable[[Role], FlaskClient], offset: list[int]
 ) -> None:
     # Each worker keeps the cookies it has verified (a screen polls with the same one): what it keeps still expires,
     # and a cookie differing by one character is not the one it verified.
-    offset = [0]
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: int(time.time()) + offset[0])
     nurse = login(Role.NURSE)
     assert nurse.get("/desk/").status_code == 200
     cookie = nurse.get_cookie("session")
